@@ -1,0 +1,51 @@
+# htl front door. Every target builds .venv from constraints.txt first, so a fresh clone needs
+# only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= configs/demo.yaml
+
+.PHONY: help install demo test test-slow test-gpu lint bench compile mlflow-ui constraints clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade-strategy only-if-needed -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(STAMP)  ## create .venv and install the pinned dependencies
+
+demo: $(STAMP)  ## run the whole pipeline locally (kfp.local) on synthetic data
+	$(BIN)/htl run --config $(CONFIG)
+
+test: $(STAMP)  ## run the test suite (fast, CPU)
+	$(BIN)/pytest
+
+test-slow: $(STAMP)  ## run the slow tests too
+	$(BIN)/pytest -m 'not gpu'
+
+test-gpu: $(STAMP)  ## run the tests that need a CUDA device
+	$(BIN)/pytest -m gpu
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)  ## performance benchmarks (ratios measured side by side)
+	$(BIN)/python -m bench
+
+compile: $(STAMP)  ## write the compiled pipeline YAML to build/pipeline.yaml
+	$(BIN)/htl compile --config $(CONFIG) --output build/pipeline.yaml
+
+mlflow-ui: $(STAMP)  ## open the MLflow UI on the local store (http://127.0.0.1:5000)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.htl/mlflow.db \
+		--default-artifact-root $(CURDIR)/.htl/mlartifacts --host 127.0.0.1 --port 5000
+
+constraints: $(STAMP)  ## re-pin constraints.txt from the current .venv
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//' > constraints.txt
+
+clean:  ## remove local run outputs (keeps .venv)
+	rm -rf .htl build

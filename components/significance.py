@@ -1,0 +1,25 @@
+"""significance: every (model, seed) metric record -> mean ± std, t-tests, the report."""
+
+from typing import List
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+
+from components.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE)
+def significance(
+    config: dict,
+    parent_run_id: str,
+    results: Input[List[Dataset]],
+    report: Output[Artifact],
+    report_markdown: Output[Markdown],
+) -> None:
+    import shutil
+
+    from htl.config import config_from_dict
+    from htl.steps import run_significance
+
+    markdown = run_significance(config_from_dict(config), [r.path for r in results], report.path, parent_run_id)
+    shutil.copyfile(markdown, report_markdown.path)

@@ -1,0 +1,22 @@
+"""train: one (model, seed) job with the params HPO chose -> model directory."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from components.images import GPU_IMAGE
+
+
+@dsl.component(base_image=GPU_IMAGE)
+def train(
+    config: dict,
+    job: dict,
+    splits: Input[Dataset],
+    best_params: Input[Artifact],
+    model: Output[Model],
+) -> None:
+    from htl.config import config_from_dict
+    from htl.steps import run_train
+
+    name, seed = str(job["model"]), int(job["seed"])
+    summary = run_train(config_from_dict(config), splits.path, best_params.path, name, seed, model.path, job["parent_run_id"])
+    model.metadata.update(summary)

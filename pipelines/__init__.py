@@ -1,0 +1,1 @@
+"""The training DAG, its runners (kfp.local, a KFP host) and the `htl` CLI."""

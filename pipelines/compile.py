@@ -1,0 +1,22 @@
+"""Compile the DAG to KFP pipeline-spec YAML, for a KFP host (UI upload, `kfp run create`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kfp import compiler
+
+from htl.config import ExperimentConfig, config_to_dict
+from pipelines.training import make_pipeline
+
+
+def compile_pipeline(config: ExperimentConfig, output: str | Path, parallelism: int = 4, gpu: bool = False) -> Path:
+    """Write the YAML with `config` as the default of the pipeline's `config` parameter."""
+    output = Path(output)
+    pipeline = make_pipeline(config_to_dict(config), parallelism=parallelism, gpu=gpu)
+    tmp = output.with_name(f".{output.name}.tmp")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(pipeline, str(tmp))
+    os.replace(tmp, output)
+    return output

@@ -1,0 +1,3 @@
+from htl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""Run one pipeline step alone on artifact files: `python -m htl <step> ...` (or `htl <step>`).
+
+Each step reads the directories an earlier step wrote and writes its own, exactly as inside
+the DAG; `--parent` attaches its MLflow run to an existing pipeline run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from htl.config import ConfigError, load_config
+from htl.data.labels import DataError
+
+log = logging.getLogger("htl")
+
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
+
+
+def add_step_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the seven step subcommands on a parser (shared with the `htl` CLI)."""
+
+    def step(name: str, help_text: str, handler: Callable[[argparse.Namespace], object]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", required=True, help="experiment YAML")
+        p.add_argument("--output", required=True, help="directory to write (replaced atomically)")
+        p.add_argument("--parent", default=None, help="MLflow run id of the pipeline run to nest under")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = sub.add_parser("ingest", help="read the configured source into events.parquet + schema.json")
+    p.add_argument("--config", required=True)
+    p.add_argument("--output", required=True)
+    p.set_defaults(handler=_ingest)
+    p = step("labels-split", "hybrid labels, chronological split, encoders fit on train", _labels_split)
+    p.add_argument("--events", required=True, help="ingest output directory")
+    p = step("hpo", "Optuna search per model; best params as <model>.json", _hpo)
+    p.add_argument("--splits", required=True)
+    p = step("train", "train one (model, seed)", _train)
+    p.add_argument("--splits", required=True)
+    p.add_argument("--params", required=True, help="hpo output directory")
+    p.add_argument("--model", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p = step("evaluate", "score a trained model on the test split", _evaluate)
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--splits", required=True)
+    p = step("significance", "seed aggregation, t-tests and the report", _significance)
+    p.add_argument("--metrics", nargs="+", required=True, help="evaluate output directories")
+    p = sub.add_parser("register", help="register the configured model in MLflow with its alias")
+    p.add_argument("--config", required=True)
+    p.add_argument("--models", nargs="+", required=True, help="train output directories")
+    p.add_argument("--events", required=True)
+    p.add_argument("--report", required=True, help="significance output directory")
+    p.add_argument("--parent", default=None)
+    p.set_defaults(handler=_register)
+
+
+def _ingest(a: argparse.Namespace) -> object:
+    from htl.steps import run_ingest
+
+    return {"parent_run_id": run_ingest(load_config(a.config), a.output)}
+
+
+def _labels_split(a: argparse.Namespace) -> object:
+    from htl.steps import run_labels_split
+
+    return run_labels_split(load_config(a.config), a.events, a.output, a.parent)
+
+
+def _hpo(a: argparse.Namespace) -> object:
+    from htl.steps import run_hpo
+
+    return run_hpo(load_config(a.config), a.splits, a.output, a.parent)
+
+
+def _train(a: argparse.Namespace) -> object:
+    from htl.steps import run_train
+
+    config = load_config(a.config)
+    if a.model not in config.models:
+        raise ConfigError(f"{a.config}: --model {a.model!r} is not in 'models' {list(config.models)}")
+    return run_train(config, a.splits, a.params, a.model, a.seed, a.output, a.parent)
+
+
+def _evaluate(a: argparse.Namespace) -> object:
+    from htl.steps import run_evaluate
+
+    return run_evaluate(load_config(a.config), a.model_dir, a.splits, a.output, a.parent)
+
+
+def _significance(a: argparse.Namespace) -> object:
+    from htl.steps import run_significance
+
+    return str(run_significance(load_config(a.config), a.metrics, a.output, a.parent))
+
+
+def _register(a: argparse.Namespace) -> object:
+    from htl.steps import run_register
+
+    return {"version": run_register(load_config(a.config), a.models, a.events, a.report, a.parent)}
+
+
+def run_handler(args: argparse.Namespace) -> int:
+    """Run a parsed command; a user mistake is one line on stderr and exit code 2."""
+    try:
+        result = args.handler(args)
+    except USER_ERRORS as exc:
+        print(f"htl: error: {exc}", file=sys.stderr)
+        return 2
+    if result is not None:
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m htl", description=__doc__)
+    add_step_commands(parser.add_subparsers(dest="command", required=True))
+    return run_handler(parser.parse_args(argv))

@@ -1,0 +1,271 @@
+"""Typed experiment config: frozen dataclasses loaded from YAML and validated before any work.
+
+Every mistake (unknown or misspelled key, wrong type, unknown model, missing file) raises one
+`ConfigError` naming the file, the key and what was expected, so a pipeline never starts on a
+config it would fail on halfway.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run, with a message that says where and why."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where events come from and how they become splits."""
+
+    source: str = "synthetic"
+    profile: str = "kuairand"
+    rows: int = 20_000
+    seed: int = 0
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    min_count: int = 1
+    on_violation: str = "error"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Defaults for every model's training; HPO's best params override the tuned ones."""
+
+    epochs: int = 5
+    batch_size: int = 1024
+    lr: float = 1e-3
+    l2: float = 0.0
+    embed_dim: int = 8
+    patience: int = 2
+    core_loss: str = "mse"
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class HpoConfig:
+    """Optuna search: a few trials per model, scored on the validation core NRMSE."""
+
+    trials: int = 3
+    epochs: int = 1
+    storage: str | None = None  # default: SQLite under workdir
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow store: SQLite under workdir by default, or a server URI."""
+
+    uri: str | None = None
+    artifact_root: str | None = None
+    experiment: str = "htl"
+
+
+@dataclass(frozen=True)
+class RegisterConfig:
+    """Which trained model becomes the registry's challenger, and under what name."""
+
+    model: str = "htlnet"
+    name: str = "htl"
+    alias: str = "challenger"
+
+
+@dataclass(frozen=True)
+class SignificanceConfig:
+    """Seed aggregation and the t-test of the reference model against the best baseline."""
+
+    reference: str = "htlnet"
+    test: str = "student"
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: data, models x seeds, and how to train, tune, track and register."""
+
+    name: str = "htl"
+    workdir: str = ".htl"
+    models: tuple[str, ...] = ("htlnet", "shared_bottom", "dnn")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hpo: HpoConfig = field(default_factory=HpoConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
+    significance: SignificanceConfig = field(default_factory=SignificanceConfig)
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.tracking.uri or f"sqlite:///{Path(self.workdir) / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> str:
+        return self.tracking.artifact_root or str(Path(self.workdir) / "mlartifacts")
+
+    @property
+    def optuna_storage(self) -> str:
+        return self.hpo.storage or f"sqlite:///{Path(self.workdir) / 'optuna.db'}"
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data.source": ("synthetic",),
+    "data.profile": ("kuairand",),
+    "data.on_violation": ("error", "repair", "drop"),
+    "train.core_loss": ("mse", "ziln"),
+    "train.device": ("auto", "cpu", "cuda"),
+    "significance.test": ("student", "welch"),
+}
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a YAML config; relative workdir and stores resolve against the cwd."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return config_from_dict(raw, source=str(path))
+
+
+def config_from_dict(raw: Any, source: str = "<config>") -> ExperimentConfig:
+    """Build and validate a config from plain data (YAML, or the pipeline's JSON parameter)."""
+    config = _build(ExperimentConfig, raw, "", source)
+    _validate(config, source)
+    return dataclasses.replace(config, workdir=str(Path(config.workdir).resolve()))
+
+
+def config_to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """Plain JSON-able data that `config_from_dict` turns back into the same config.
+
+    Unset optional values (None) are left out: pipeline parameters cannot carry nulls.
+    """
+    return _plain(dataclasses.asdict(config))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls: type, raw: Any, where: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: '{where or 'config'}' must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{_join(where, close[0])}'?)" if close else ""
+            raise ConfigError(
+                f"{source}: unknown key '{_join(where, key)}'{hint}; expected one of {names}"
+            )
+    values = {k: _coerce(hints[k], v, _join(where, k), source) for k, v in raw.items()}
+    return cls(**values)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _coerce(hint: Any, value: Any, where: str, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where, source)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(inner, value, where, source)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: '{where}' must be a list, got {value!r}")
+        if args[-1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{where}[{i}]", source) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{source}: '{where}' must have {len(args)} items, got {value!r}")
+        return tuple(_coerce(a, v, f"{where}[{i}]", source) for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{where}' must be a mapping, got {value!r}")
+        return {str(k): dict(v or {}) for k, v in value.items()}
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    if hint is Any:
+        return value
+    raise ConfigError(
+        f"{source}: '{where}' must be {getattr(hint, '__name__', hint)}, got {value!r}"
+    )
+
+
+def _validate(config: ExperimentConfig, source: str) -> None:
+    from htl.models.registry import MODEL_BUILDERS, validate_model_options
+
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {list(allowed)}")
+    known = sorted(MODEL_BUILDERS)
+    if not config.models:
+        raise ConfigError(f"{source}: 'models' is empty; expected at least one of {known}")
+    for i, model in enumerate(config.models):
+        if model not in MODEL_BUILDERS:
+            close = difflib.get_close_matches(model, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{source}: unknown model 'models[{i}]: {model}'{hint}; known: {known}")
+    if len(set(config.models)) != len(config.models):
+        raise ConfigError(f"{source}: 'models' lists a model twice: {list(config.models)}")
+    for model, options in config.model_options.items():
+        if model not in config.models:
+            raise ConfigError(
+                f"{source}: 'model_options.{model}' names a model not in 'models' {list(config.models)}"
+            )
+        try:
+            validate_model_options(model, options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: 'model_options.{model}': {exc}") from exc
+    if not config.seeds or len(set(config.seeds)) != len(config.seeds):
+        raise ConfigError(f"{source}: 'seeds' must be non-empty and distinct, got {list(config.seeds)}")
+    for name in ("register.model", "significance.reference"):
+        section, key = name.split(".")
+        value = getattr(getattr(config, section), key)
+        if value not in config.models:
+            raise ConfigError(f"{source}: '{name}' is {value!r}, which is not in 'models' {list(config.models)}")
+    split = config.data.split
+    if any(s <= 0 for s in split) or abs(sum(split) - 1.0) > 1e-6:
+        raise ConfigError(f"{source}: 'data.split' must be three positive fractions summing to 1, got {list(split)}")
+    _positive(source, "data.rows", config.data.rows, minimum=100)
+    for name in ("epochs", "batch_size", "embed_dim", "patience"):
+        _positive(source, f"train.{name}", getattr(config.train, name))
+    _positive(source, "train.lr", config.train.lr)
+    _positive(source, "hpo.epochs", config.hpo.epochs)
+    if config.hpo.trials < 0:
+        raise ConfigError(f"{source}: 'hpo.trials' must be >= 0, got {config.hpo.trials}")
+    if config.train.l2 < 0:
+        raise ConfigError(f"{source}: 'train.l2' must be >= 0, got {config.train.l2}")
+    if not 0 < config.significance.alpha < 1:
+        raise ConfigError(f"{source}: 'significance.alpha' must be in (0, 1), got {config.significance.alpha}")
+
+
+def _positive(source: str, name: str, value: float, minimum: float = 0) -> None:
+    if value <= 0 or value < minimum:
+        bound = f">= {minimum}" if minimum else "> 0"
+        raise ConfigError(f"{source}: '{name}' must be {bound}, got {value}")

@@ -1,0 +1,1 @@
+"""Data: event sources, the hybrid label chain, chronological splits and feature encoding."""

@@ -1,0 +1,91 @@
+"""The hybrid label chain: binary steps y1 >= y2 >= ... >= yT, then a continuous core target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from htl.data.schema import EventSchema
+
+
+class DataError(ValueError):
+    """Input data that cannot be used, with the file, column and value that are wrong."""
+
+
+@dataclass(frozen=True)
+class LabelReport:
+    """What the chain check found and did."""
+
+    rows_in: int
+    violations: int
+    action: str
+    rows_out: int
+
+
+def check_columns(frame: pd.DataFrame, schema: EventSchema, where: str) -> None:
+    """Every schema column present; features hashable, targets numeric and finite."""
+    import difflib
+
+    needed = [*schema.features, *schema.targets, *([schema.time] if schema.time else [])]
+    for column in needed:
+        if column not in frame.columns:
+            close = difflib.get_close_matches(column, list(frame.columns), n=1)
+            hint = f" (found '{close[0]}': misspelled?)" if close else ""
+            raise DataError(f"{where}: missing column '{column}'{hint}; columns: {list(frame.columns)}")
+    for column in schema.targets:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise DataError(
+                f"{where}: column '{column}' has dtype {frame[column].dtype}; expected numbers "
+                f"(first value {frame[column].iloc[0]!r})"
+            )
+        values = frame[column].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{where}: column '{column}' has {int(bad.sum())} non-finite values "
+                f"(first at row {row}: {values[row]}); expected finite numbers"
+            )
+    for column in schema.chain:
+        values = frame[column].to_numpy(dtype=np.float64)
+        bad = (values != 0) & (values != 1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{where}: column '{column}' has value {values[row]} at row {row}; expected 0 or 1"
+            )
+    core = frame[schema.core].to_numpy(dtype=np.float64)
+    if (core < 0).any():
+        row = int(np.flatnonzero(core < 0)[0])
+        raise DataError(
+            f"{where}: column '{schema.core}' has negative value {core[row]} at row {row}; "
+            "expected amounts >= 0"
+        )
+
+
+def apply_chain(
+    frame: pd.DataFrame, schema: EventSchema, on_violation: str, where: str
+) -> tuple[pd.DataFrame, LabelReport]:
+    """Enforce y_t <= y_{t-1}: `error` stops, `repair` lifts earlier steps to 1, `drop` removes rows."""
+    chain = frame[list(schema.chain)].to_numpy(dtype=np.int8)
+    broken = (np.diff(chain, axis=1) > 0).any(axis=1) if chain.shape[1] > 1 else np.zeros(len(frame), bool)
+    count = int(broken.sum())
+    if count and on_violation == "error":
+        row = int(np.flatnonzero(broken)[0])
+        step = int(np.flatnonzero(np.diff(chain[row]) > 0)[0])
+        earlier, later = schema.chain[step], schema.chain[step + 1]
+        raise DataError(
+            f"{where}: {count} rows break the chain; first at row {row}: "
+            f"'{later}'=1 while '{earlier}'=0; expected each step <= the one before "
+            "(set data.on_violation to repair or drop to accept them)"
+        )
+    out = frame
+    if count and on_violation == "repair":
+        repaired = np.maximum.accumulate(chain[:, ::-1], axis=1)[:, ::-1]
+        out = frame.copy()
+        out[list(schema.chain)] = repaired
+    elif count and on_violation == "drop":
+        out = frame.loc[~broken].reset_index(drop=True)
+    return out, LabelReport(len(frame), count, on_violation, len(out))

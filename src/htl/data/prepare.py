@@ -1,0 +1,114 @@
+"""labels_split: raw events -> checked hybrid labels -> chronological splits -> encoded Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from htl.config import DataConfig
+from htl.data.features import FeatureEncoder
+from htl.data.labels import DataError, apply_chain, check_columns
+from htl.data.schema import EventSchema
+from htl.data.sources import EVENTS_FILE, SCHEMA_FILE
+from htl.data.split import SPLITS, chronological_split
+from htl.storage import atomic_directory, atomic_write_text, write_json
+
+FEATURES_FILE = "features.json"
+
+
+def split_path(splits_dir: str | Path, name: str) -> Path:
+    return Path(splits_dir) / f"{name}.parquet"
+
+
+def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig) -> dict[str, Any]:
+    """Check and split the events, fit encoders on train, write everything atomically."""
+    events_path = Path(events_dir) / EVENTS_FILE
+    schema_path = Path(events_dir) / SCHEMA_FILE
+    for path in (events_path, schema_path):
+        if not path.is_file():
+            raise DataError(f"{path}: file not found; expected the ingest step's output")
+    schema = EventSchema.load(schema_path)
+    try:
+        events = pd.read_parquet(events_path)
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        raise DataError(f"{events_path}: cannot be read as Parquet: {exc}") from exc
+    where = str(events_path)
+    check_columns(events, schema, where)
+    labelled, report = apply_chain(events, schema, data.on_violation, where)
+    splits = chronological_split(labelled, schema.time, data.split, seed=data.seed)
+    for name, frame in splits.items():
+        if frame.empty:
+            raise DataError(
+                f"{where}: the {name} split is empty ({len(labelled)} rows, fractions "
+                f"{list(data.split)}); expected rows in every split"
+            )
+    for column in schema.targets:
+        values = splits["train"][column]
+        if values.nunique() < 2:
+            raise DataError(
+                f"{where}: target '{column}' is constant ({values.iloc[0]}) in the train split; "
+                "expected at least two distinct values to learn from"
+            )
+    encoder = FeatureEncoder.fit(
+        splits["train"], list(schema.categorical), schema.chain, schema.core, data.min_count
+    )
+    card = _card(schema, report, splits, encoder)
+    with atomic_directory(out_dir) as tmp:
+        for name, frame in splits.items():
+            encoded = encoder.encode(frame)
+            for column in schema.targets:
+                encoded[column] = frame[column].to_numpy(dtype=np.float32)
+            encoded.to_parquet(split_path(tmp, name), index=False)
+        encoder.save(tmp / FEATURES_FILE)
+        write_json(tmp / "data_card.json", card)
+        atomic_write_text(tmp / "data_card.md", _card_markdown(card))
+    return card
+
+
+def _card(schema, report, splits, encoder) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "rows": report.rows_in,
+        "chain": list(schema.chain),
+        "core": schema.core,
+        "chain_violations": report.violations,
+        "on_violation": report.action,
+        "rows_after_labels": report.rows_out,
+        "fields": dict(zip(encoder.fields, encoder.cardinalities)),
+        "splits": {},
+    }
+    for name, frame in splits.items():
+        stats = {"rows": len(frame)}
+        for column in schema.chain:
+            stats[f"rate_{column}"] = float(frame[column].mean())
+        stats[f"mean_{schema.core}"] = float(frame[schema.core].mean())
+        stats[f"std_{schema.core}"] = float(frame[schema.core].std(ddof=0))
+        if schema.time:
+            stats["time_min"] = int(frame[schema.time].min())
+            stats["time_max"] = int(frame[schema.time].max())
+        card["splits"][name] = stats
+    return card
+
+
+def _card_markdown(card: dict[str, Any]) -> str:
+    chain = " → ".join([*card["chain"], card["core"]])
+    lines = [
+        "# Data card",
+        "",
+        f"- rows: {card['rows']} ({card['rows_after_labels']} after the chain check)",
+        f"- chain: {chain}",
+        f"- chain violations: {card['chain_violations']} (on_violation: {card['on_violation']})",
+        f"- fields: {len(card['fields'])}, vocabulary sizes incl. OOV: "
+        + ", ".join(f"{k}={v}" for k, v in card["fields"].items()),
+        "",
+    ]
+    columns = [k for k in card["splits"]["train"] if k not in ("time_min", "time_max")]
+    lines.append("| split | " + " | ".join(columns) + " |")
+    lines.append("|---|" + "---|" * len(columns))
+    for name in SPLITS:
+        stats = card["splits"][name]
+        cells = [f"{stats[c]:.4f}" if isinstance(stats[c], float) else str(stats[c]) for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,35 @@
+"""Chronological train/valid/test split; rows sharing a timestamp never straddle a boundary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "valid", "test")
+
+
+def chronological_split(
+    frame: pd.DataFrame, time_column: str | None, fractions: tuple[float, float, float], seed: int = 0
+) -> dict[str, pd.DataFrame]:
+    """Order by time (stable), cut at the fractions, move each cut past its tie group.
+
+    Without a time column the order is a seeded permutation instead.
+    """
+    if time_column is None:
+        order = np.random.default_rng(seed).permutation(len(frame))
+        times = np.arange(len(frame))
+    else:
+        order = np.argsort(frame[time_column].to_numpy(), kind="stable")
+        times = frame[time_column].to_numpy()[order]
+    n = len(frame)
+    cuts = []
+    for fraction in np.cumsum(fractions)[:-1]:
+        cut = int(round(n * fraction))
+        # searchsorted(side="left") lands on the first row of the tie group at the cut
+        cut = int(np.searchsorted(times, times[min(cut, n - 1)], side="left")) if 0 < cut < n else cut
+        cuts.append(cut)
+    bounds = [0, *cuts, n]
+    return {
+        name: frame.iloc[order[bounds[i] : bounds[i + 1]]].reset_index(drop=True)
+        for i, name in enumerate(SPLITS)
+    }

@@ -1,0 +1,54 @@
+"""Per-task losses (BCE on logits, MSE, ZILN) and the predictions they imply."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from htl.tasks import TaskSpec
+
+ZILN_EPS = 1e-7  # Keras epsilon, as in google/lifetime_value
+
+
+def task_losses(
+    outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], tasks: TaskSpec
+) -> dict[str, torch.Tensor]:
+    """Mean loss per task, in task order; the core last."""
+    losses = {
+        name: F.binary_cross_entropy_with_logits(outputs[name], targets[name]) for name in tasks.chain
+    }
+    core_out, core_y = outputs[tasks.core], targets[tasks.core]
+    losses[tasks.core] = ziln_loss(core_out, core_y) if tasks.core_loss == "ziln" else F.mse_loss(core_out, core_y)
+    return losses
+
+
+def ziln_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Zero-inflated lognormal: BCE on y > 0 plus the lognormal NLL of the positive amounts."""
+    positive = (y > 0).to(logits.dtype)
+    p_logit, mu, sigma = _ziln_parts(logits)
+    bce = F.binary_cross_entropy_with_logits(p_logit, positive)
+    safe_y = torch.where(y > 0, y, torch.ones_like(y))
+    log_prob = (
+        -torch.log(safe_y * sigma * math.sqrt(2 * math.pi))
+        - (torch.log(safe_y) - mu) ** 2 / (2 * sigma**2)
+    )
+    return bce - (positive * log_prob).mean()
+
+
+def _ziln_parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    sigma = torch.clamp(F.softplus(logits[:, 2]), min=math.sqrt(ZILN_EPS))
+    return logits[:, 0], logits[:, 1], sigma
+
+
+def predictions(outputs: dict[str, torch.Tensor], tasks: TaskSpec) -> dict[str, torch.Tensor]:
+    """Probabilities for the chain, the expected value for the core (raw target scale)."""
+    preds = {name: torch.sigmoid(outputs[name]) for name in tasks.chain}
+    core = outputs[tasks.core]
+    if tasks.core_loss == "ziln":
+        p_logit, mu, sigma = _ziln_parts(core)
+        preds[tasks.core] = torch.sigmoid(p_logit) * torch.exp(mu + sigma**2 / 2)
+    else:
+        preds[tasks.core] = core
+    return preds

@@ -1,0 +1,1 @@
+"""Models: one uniform constructor, registered by name (see `htl.models.registry`)."""

@@ -1,0 +1,51 @@
+"""The model contract: uniform constructor, `forward(x) -> {task: raw output}`, shared params."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from htl.tasks import TaskSpec
+
+DEFAULT_TOWER = (128, 64, 32)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """For models without options of their own."""
+
+
+class MultiTaskModel(nn.Module):
+    """Base of every model. Subclasses set `Options` and implement `forward`."""
+
+    Options: type = NoOptions
+
+    def __init__(
+        self,
+        cardinalities: Sequence[int],
+        embed_dim: int,
+        tasks: TaskSpec,
+        tower_dims: Sequence[int] = DEFAULT_TOWER,
+        options: object | None = None,
+    ) -> None:
+        super().__init__()
+        self.cardinalities = list(cardinalities)
+        self.embed_dim = embed_dim
+        self.tasks = tasks
+        self.tower_dims = tuple(tower_dims)
+        self.options = options if options is not None else self.Options()
+        if not isinstance(self.options, self.Options):
+            raise TypeError(f"{type(self).__name__} takes {self.Options.__name__}, got {self.options!r}")
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """θ_s: the parameters every task's loss reaches (the gradient strategy works on these)."""
+        return []
+
+    def on_train_step(self, step: int) -> None:
+        """Called by the engine before each optimiser step (schedules such as HTLNet's τ)."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,147 @@
+"""HTLNet (Tang et al., RecSys'24, §4.1): shared embedding, per-task towers, LEU and IFU.
+
+Tasks are 0-indexed in chain order, the core last (model-spec §1.5). Tower t > 0 reads
+concat(IFU_rep(reps[0..t-1]), IFU_label(les[0..t-1]), e) (Eq. 6); the label embedding of a
+binary task is built from its detached, tempered logit (Eqs. 11-12, 15).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from htl.models.base import MultiTaskModel
+from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
+
+
+@dataclass(frozen=True)
+class HTLNetOptions:
+    """Architecture switches (ablations of Tables 3-5, Fig. 4) and Algorithm 1's settings."""
+
+    label_dim: int = 10  # L_d
+    tau_start: float = 10.0
+    tau_decay_steps: float = 10_000.0  # τ_d: τ halves every τ_d optimiser steps
+    tau_staircase: bool = False
+    leu_noise: str = "none"  # none | logistic (binary Gumbel-softmax, training only)
+    ifu_op: str = "attention"  # attention | concat
+    stop_gradient: bool = True  # Eq. 15
+    use_leu: bool = True
+    use_rep_ifu: bool = True
+    gradient: str = "htl"  # none | htl (Algorithm 1)
+    alpha: float = 0.5  # relax factor of the projection (Eq. 16)
+    gamma: float = 0.5  # relax factor of the magnitude step (Eq. 17)
+    clip: float = 100.0  # C: the magnitude ratio is clipped to [1/C, C]
+
+    def __post_init__(self) -> None:
+        checks = {
+            "leu_noise": self.leu_noise in ("none", "logistic"),
+            "ifu_op": self.ifu_op in ("attention", "concat"),
+            "gradient": self.gradient in ("none", "htl"),
+            "label_dim": self.label_dim >= 1,
+            "tau_start": self.tau_start > 0,
+            "tau_decay_steps": self.tau_decay_steps > 0,
+            "alpha": 0 <= self.alpha <= 1,
+            "gamma": 0 <= self.gamma <= 1,
+            "clip": self.clip >= 1,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"HTLNet option {name}={getattr(self, name)!r} is out of range")
+
+    def tau(self, step: int) -> float:
+        """τ = τ0 · 0.5^(step/τ_d), continuous by default (model-spec A2)."""
+        exponent = step // self.tau_decay_steps if self.tau_staircase else step / self.tau_decay_steps
+        return self.tau_start * 0.5**exponent
+
+
+class InformationFusion(nn.Module):
+    """IFU (Eqs. 13-14): self-scored attention over the raw list of preceding tasks' vectors."""
+
+    def __init__(self, dim: int, op: str) -> None:
+        super().__init__()
+        self.dim, self.op = dim, op
+        if op == "attention":
+            self.h1, self.h2, self.h3 = (nn.Linear(dim, dim, bias=False) for _ in range(3))
+            for layer in (self.h1, self.h2, self.h3):
+                nn.init.xavier_uniform_(layer.weight)
+
+    def output_dim(self, items: int) -> int:
+        return self.dim if self.op == "attention" else self.dim * items
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        """[B, n, d] -> [B, d] (attention) or [B, n*d] (concat)."""
+        if self.op == "concat":
+            return items.flatten(1)
+        scores = (self.h2(items) * self.h3(items)).sum(-1) / math.sqrt(self.dim)  # [B, n]
+        weights = torch.softmax(scores, dim=1).unsqueeze(-1)
+        return (weights * self.h1(items)).sum(1)
+
+
+class HTLNet(MultiTaskModel):
+    Options = HTLNetOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        o: HTLNetOptions = self.options
+        self.embedding = FusedEmbedding(self.cardinalities, self.embed_dim)
+        rep_dim = self.tower_dims[0]
+        n_binary = len(self.tasks.chain)
+        self.rep_fusion = nn.ModuleList(InformationFusion(rep_dim, o.ifu_op) for _ in range(n_binary))
+        self.label_fusion = nn.ModuleList(
+            InformationFusion(o.label_dim, o.ifu_op) for _ in range(n_binary)
+        )
+        self.label_tables = nn.ParameterList(
+            nn.Parameter(nn.init.xavier_uniform_(torch.empty(2, o.label_dim))) for _ in range(n_binary)
+        )
+        self.first_layers = nn.ModuleList()
+        self.rest = nn.ModuleList()
+        self.heads = nn.ModuleList()
+        for t, name in enumerate(self.tasks.names):
+            width = self.embedding.output_dim
+            if t > 0 and o.use_rep_ifu:
+                width += self.rep_fusion[t - 1].output_dim(t)
+            if t > 0 and o.use_leu:
+                width += self.label_fusion[t - 1].output_dim(t)
+            self.first_layers.append(mlp(width, self.tower_dims[:1]))
+            self.rest.append(mlp(rep_dim, self.tower_dims[1:]))
+            self.heads.append(head(self.tower_dims[-1], self.tasks.core_outputs if name == self.tasks.core else 1))
+        self.register_buffer("tau", torch.tensor(o.tau_start))
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [self.embedding.weight]
+
+    def on_train_step(self, step: int) -> None:
+        self.tau.fill_(self.options.tau(step))
+
+    def label_embedding(self, t: int, logit: torch.Tensor) -> torch.Tensor:
+        """LEU (Eqs. 11-12): p = sigmoid(z/τ); le = p·E[1] + (1-p)·E[0] (row index = label)."""
+        if self.training and self.options.leu_noise == "logistic":
+            u = torch.rand_like(logit).clamp_(1e-6, 1 - 1e-6)
+            logit = logit + torch.log(u) - torch.log1p(-u)
+        p = torch.sigmoid(logit / self.tau).unsqueeze(-1)
+        table = self.label_tables[t]
+        return p * table[1] + (1 - p) * table[0]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        o: HTLNetOptions = self.options
+        e = self.embedding(x)
+        reps: list[torch.Tensor] = []
+        labels: list[torch.Tensor] = []
+        outputs: dict[str, torch.Tensor] = {}
+        for t, name in enumerate(self.tasks.names):
+            parts = []
+            if t > 0 and o.use_rep_ifu:
+                parts.append(self.rep_fusion[t - 1](torch.stack(reps, 1)))
+            if t > 0 and o.use_leu:
+                parts.append(self.label_fusion[t - 1](torch.stack(labels, 1)))
+            rep = self.first_layers[t](torch.cat([*parts, e], dim=1))
+            out = squeeze_head(self.heads[t](self.rest[t](rep)))
+            outputs[name] = out
+            if name != self.tasks.core:
+                cut = o.stop_gradient
+                reps.append(rep.detach() if cut else rep)
+                labels.append(self.label_embedding(t, out.detach() if cut else out))
+        return outputs

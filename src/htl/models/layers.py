@@ -1,0 +1,61 @@
+"""Building blocks shared by every model: the fused embedding table and plain MLPs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class FusedEmbedding(nn.Module):
+    """One table for all fields with per-field offsets: a single gather per batch.
+
+    Each field's slice is Xavier-uniform initialised on its own (fan = its rows and D), as
+    per-field TF variables would be, so the scale does not depend on the total vocabulary.
+    """
+
+    def __init__(self, cardinalities: Sequence[int], dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.num_fields = len(cardinalities)
+        offsets = torch.tensor([0, *list(cardinalities)[:-1]], dtype=torch.long).cumsum(0)
+        self.register_buffer("offsets", offsets, persistent=False)
+        self.weight = nn.Parameter(torch.empty(int(sum(cardinalities)), dim))
+        with torch.no_grad():
+            for start, rows in zip(offsets.tolist(), cardinalities):
+                nn.init.xavier_uniform_(self.weight[start : start + rows])
+
+    @property
+    def output_dim(self) -> int:
+        return self.num_fields * self.dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, m] int field indices -> [B, m*D] concatenated embeddings."""
+        rows = x.long() + self.offsets
+        return nn.functional.embedding(rows, self.weight).flatten(1)
+
+
+def mlp(input_dim: int, dims: Sequence[int]) -> nn.Sequential:
+    """Linear + ReLU per hidden layer, Xavier init; no BatchNorm or dropout (paper is silent)."""
+    layers: list[nn.Module] = []
+    for dim in dims:
+        linear = nn.Linear(input_dim, dim)
+        nn.init.xavier_uniform_(linear.weight)
+        nn.init.zeros_(linear.bias)
+        layers += [linear, nn.ReLU()]
+        input_dim = dim
+    return nn.Sequential(*layers)
+
+
+def head(input_dim: int, outputs: int) -> nn.Linear:
+    """Output unit: logits for binary tasks, raw value(s) for the core."""
+    linear = nn.Linear(input_dim, outputs)
+    nn.init.xavier_uniform_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+def squeeze_head(out: torch.Tensor) -> torch.Tensor:
+    """[B, 1] -> [B]; multi-output heads ([B, 3] for ZILN) stay as they are."""
+    return out.squeeze(-1) if out.shape[-1] == 1 else out

@@ -1,0 +1,60 @@
+"""Models by name: configs and the pipeline refer to names only."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Sequence
+from typing import Any
+
+from htl.models.base import DEFAULT_TOWER, MultiTaskModel
+from htl.models.dnn import DNN
+from htl.models.htlnet import HTLNet
+from htl.models.shared_bottom import SharedBottom
+from htl.tasks import TaskSpec
+
+MODEL_BUILDERS: dict[str, type[MultiTaskModel]] = {
+    "htlnet": HTLNet,
+    "shared_bottom": SharedBottom,
+    "dnn": DNN,
+}
+
+
+def model_class(name: str) -> type[MultiTaskModel]:
+    try:
+        return MODEL_BUILDERS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(MODEL_BUILDERS), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(f"unknown model '{name}'{hint}; known: {sorted(MODEL_BUILDERS)}") from None
+
+
+def make_options(name: str, options: dict[str, Any] | None) -> Any:
+    """The model's frozen options dataclass from plain data; unknown keys are errors."""
+    cls = model_class(name).Options
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for key in options or {}:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"unknown option '{key}' for model '{name}'{hint}; expected one of {allowed}")
+    types = {f.name: f.type for f in dataclasses.fields(cls)}
+    coerced = {k: float(v) if types[k] == "float" and isinstance(v, int) else v for k, v in (options or {}).items()}
+    return cls(**coerced)
+
+
+def validate_model_options(name: str, options: dict[str, Any]) -> None:
+    make_options(name, options)
+
+
+def build_model(
+    name: str,
+    cardinalities: Sequence[int],
+    embed_dim: int,
+    tasks: TaskSpec,
+    options: dict[str, Any] | None = None,
+    tower_dims: Sequence[int] = DEFAULT_TOWER,
+) -> MultiTaskModel:
+    """Construct a registered model with the uniform constructor."""
+    cls = model_class(name)
+    return cls(cardinalities, embed_dim, tasks, tower_dims, make_options(name, options))

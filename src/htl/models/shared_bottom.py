@@ -1,0 +1,51 @@
+"""Shared-Bottom (Caruana 1997): embedding -> shared MLP -> per-task tower -> head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from htl.models.base import MultiTaskModel
+from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
+
+
+@dataclass(frozen=True)
+class SharedBottomOptions:
+    """How many of the tower's hidden layers are shared (model-spec §2.8: [128, 64] | [32])."""
+
+    bottom_layers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.bottom_layers < 1:
+            raise ValueError(f"bottom_layers must be >= 1, got {self.bottom_layers}")
+
+
+class SharedBottom(MultiTaskModel):
+    Options = SharedBottomOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        split = self.options.bottom_layers
+        if split >= len(self.tower_dims):
+            raise ValueError(f"bottom_layers={split} leaves no tower layer of {self.tower_dims}")
+        self.embedding = FusedEmbedding(self.cardinalities, self.embed_dim)
+        self.bottom = mlp(self.embedding.output_dim, self.tower_dims[:split])
+        self.towers = nn.ModuleList(
+            mlp(self.tower_dims[split - 1], self.tower_dims[split:]) for _ in self.tasks.names
+        )
+        self.heads = nn.ModuleList(
+            head(self.tower_dims[-1], self.tasks.core_outputs if n == self.tasks.core else 1)
+            for n in self.tasks.names
+        )
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [self.embedding.weight, *self.bottom.parameters()]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        shared = self.bottom(self.embedding(x))
+        return {
+            name: squeeze_head(h(tower(shared)))
+            for name, tower, h in zip(self.tasks.names, self.towers, self.heads)
+        }

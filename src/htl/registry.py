@@ -1,0 +1,88 @@
+"""MLflow model registry: a pyfunc that serves raw features, registration and aliases."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+
+import htl
+from htl.config import ExperimentConfig
+from htl.storage import read_json
+from htl.train import MODEL_SPEC_FILE
+
+log = logging.getLogger(__name__)
+
+
+class HtlPyfunc(mlflow.pyfunc.PythonModel):
+    """Raw feature columns in, one prediction column per task out (probabilities, core value)."""
+
+    def load_context(self, context: Any) -> None:
+        from htl.train import load_model
+
+        self.model, self.encoder = load_model(context.artifacts["model_dir"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        import torch
+
+        from htl.train import SplitTensors, predict
+
+        x = torch.from_numpy(self.encoder.encode(model_input).to_numpy())
+        preds = predict(self.model, SplitTensors(x, {}))
+        return pd.DataFrame({name: value.float().numpy() for name, value in preds.items()})
+
+
+def pick_model_dir(model_dirs: list[str | Path], model: str) -> Path:
+    """The seed of `model` with the best validation core NRMSE."""
+    candidates = []
+    for d in model_dirs:
+        spec = read_json(Path(d) / MODEL_SPEC_FILE)
+        if spec["model"] == model:
+            core = spec["tasks"]["core"]
+            candidates.append((spec["best_valid"][f"{core}/nrmse"], spec["seed"], Path(d)))
+    if not candidates:
+        raise ValueError(f"no trained '{model}' among {len(model_dirs)} model directories")
+    return min(candidates)[2]
+
+
+def register_model(
+    config: ExperimentConfig, model_dir: str | Path, example: pd.DataFrame, tags: dict[str, str]
+) -> int:
+    """Log the model as a pyfunc in the active run, register it and set the configured alias."""
+    spec = read_json(Path(model_dir) / MODEL_SPEC_FILE)
+    local = HtlPyfunc()
+    local.load_context(type("Context", (), {"artifacts": {"model_dir": str(model_dir)}})())
+    signature = infer_signature(example, local.predict(None, example))
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=HtlPyfunc(),  # unloaded: the weights travel as the model_dir artifact
+        artifacts={"model_dir": str(model_dir)},
+        code_paths=[str(Path(htl.__file__).parent)],
+        signature=signature,
+        input_example=example,
+        pip_requirements=_requirements(),
+        registered_model_name=config.register.name,
+    )
+    version = int(info.registered_model_version)
+    client = MlflowClient()
+    client.set_registered_model_alias(config.register.name, config.register.alias, version)
+    for key, value in {"model": spec["model"], "seed": str(spec["seed"]), **tags}.items():
+        client.set_model_version_tag(config.register.name, str(version), key, value)
+    log.info("registered %s version %d as @%s", config.register.name, version, config.register.alias)
+    return version
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name).split('+')[0]}" for name in ("torch", "numpy", "pandas", "pyarrow", "mlflow")]
+
+
+def alias_version(config: ExperimentConfig, alias: str) -> int:
+    """The version behind an alias, as an int (REST stores return it as a string)."""
+    return int(MlflowClient().get_model_version_by_alias(config.register.name, alias).version)

@@ -1,0 +1,121 @@
+"""One function per pipeline step: run the library call on artifact paths and log it to MLflow.
+
+KFP components and `python -m htl <step>` both call these, so a step behaves the same inside
+the DAG and alone on files.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from htl import tracking
+from htl.config import ExperimentConfig
+from htl.data.prepare import FEATURES_FILE, prepare_splits
+from htl.data.sources import EVENTS_FILE, ingest
+from htl.evaluate import METRICS_FILE, evaluate_model
+from htl.hpo import search
+from htl.report import REPORT_MD, build_report
+from htl.storage import read_json
+from htl.train import TrainParams, train_model
+
+log = logging.getLogger(__name__)
+
+
+def train_jobs(config: ExperimentConfig) -> list[dict[str, Any]]:
+    """The train/evaluate fan-out: one job per (model, seed), models in config order."""
+    return [{"model": m, "seed": s} for m in config.models for s in config.seeds]
+
+
+def run_ingest(config: ExperimentConfig, out_dir: str | Path, run_name: str | None = None) -> str:
+    """Ingest events and open the pipeline's parent MLflow run; returns its id."""
+    parent = tracking.start_pipeline_run(config, run_name)
+    with tracking.step_run(config, parent, "ingest"):
+        summary = ingest(config.data, out_dir)
+        tracking.log_metrics(summary)
+    return parent
+
+
+def run_labels_split(config: ExperimentConfig, events_dir: str | Path, out_dir: str | Path, parent: str | None) -> dict[str, Any]:
+    with tracking.step_run(config, parent, "labels_split"):
+        card = prepare_splits(events_dir, out_dir, config.data)
+        tracking.log_metrics({f"{s}/rows": float(v["rows"]) for s, v in card["splits"].items()})
+        tracking.log_metrics({"chain_violations": float(card["chain_violations"])})
+        tracking.log_artifact(Path(out_dir) / "data_card.md")
+    return card
+
+
+def run_hpo(config: ExperimentConfig, splits_dir: str | Path, out_dir: str | Path, parent: str | None) -> list[dict[str, Any]]:
+    """Search each model's params; returns the (model, seed) jobs for the training fan-out."""
+    with tracking.step_run(config, parent, "hpo"):
+        results = search(config, splits_dir, out_dir)
+        for model, result in results.items():
+            if result["best_valid_nrmse"] is not None:
+                tracking.log_metrics({f"{model}/best_valid_nrmse": result["best_valid_nrmse"]})
+            tracking.log_params({model: result["tuned"]} if result["tuned"] else {f"{model}.tuned": "none"})
+    return train_jobs(config)
+
+
+def run_train(
+    config: ExperimentConfig,
+    splits_dir: str | Path,
+    params_dir: str | Path,
+    model: str,
+    seed: int,
+    out_dir: str | Path,
+    parent: str | None,
+) -> dict[str, Any]:
+    """Train one (model, seed) with the params HPO chose, logging every epoch."""
+    best = read_json(Path(params_dir) / f"{model}.json")
+    params = TrainParams(**best["params"])
+    with tracking.step_run(config, parent, f"train/{model}/seed{seed}", {"htl.model": model, "htl.seed": str(seed)}):
+        tracking.log_params({"model": model, "seed": seed, **best["params"]})
+        result = train_model(
+            splits_dir, model, seed, params, out_dir,
+            on_epoch=lambda epoch, record: tracking.log_metrics(record, step=epoch),
+        )
+        tracking.log_metrics({"best_epoch": float(result.best_epoch)})
+    return {"model": model, "seed": seed, "best_epoch": result.best_epoch, **result.best_valid}
+
+
+def run_evaluate(config: ExperimentConfig, model_dir: str | Path, splits_dir: str | Path, out_dir: str | Path, parent: str | None) -> dict[str, Any]:
+    spec = read_json(Path(model_dir) / "model.json")
+    tags = {"htl.model": spec["model"], "htl.seed": str(spec["seed"])}
+    with tracking.step_run(config, parent, f"evaluate/{spec['model']}/seed{spec['seed']}", tags):
+        record = evaluate_model(model_dir, splits_dir, out_dir)
+        tracking.log_metrics({f"test/{k}": v for k, v in record["metrics"].items()})
+    return record
+
+
+def run_significance(config: ExperimentConfig, metrics_dirs: list[str | Path], out_dir: str | Path, parent: str | None) -> Path:
+    """Aggregate seeds, t-test the reference model, write the report; its Markdown path."""
+    records = [read_json(Path(d) / METRICS_FILE) for d in metrics_dirs]
+    with tracking.step_run(config, parent, "significance"):
+        s = config.significance
+        result = build_report(records, s.reference, s.test, s.alpha, f"{config.name}: test results", out_dir)
+        for c in result["comparisons"]:
+            tracking.log_metrics({f"p/{c['metric']}": c["p"]})
+        tracking.log_artifact(out_dir, "report")
+    return Path(out_dir) / REPORT_MD
+
+
+def run_register(
+    config: ExperimentConfig, model_dirs: list[str | Path], events_dir: str | Path, report_dir: str | Path, parent: str | None
+) -> int:
+    """Register the configured model's best seed with its alias; closes the pipeline run."""
+    from htl.registry import pick_model_dir, register_model
+
+    chosen = pick_model_dir(model_dirs, config.register.model)
+    fields = read_json(chosen / FEATURES_FILE)["fields"]
+    example = pd.read_parquet(Path(events_dir) / EVENTS_FILE, columns=fields).head(5)
+    with tracking.step_run(config, parent, "register"):
+        tracking.log_artifact(Path(report_dir) / REPORT_MD)
+        tags = {"pipeline_run": parent or ""}
+        version = register_model(config, chosen, example, tags)
+        tracking.log_metrics({"registered_version": float(version)})
+    if parent:
+        tracking.end_pipeline_run(config, parent)
+    return version

@@ -1,0 +1,31 @@
+"""The task spec every model, loss and metric shares: ordered binary chain, then the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Binary tasks in chain order, then the continuous core task and its loss."""
+
+    chain: tuple[str, ...]
+    core: str
+    core_loss: str = "mse"
+
+    def __post_init__(self) -> None:
+        if not self.chain:
+            raise ValueError("a task spec needs at least one binary task before the core (T >= 1)")
+        if self.core_loss not in ("mse", "ziln"):
+            raise ValueError(f"core_loss is {self.core_loss!r}; expected 'mse' or 'ziln'")
+        if len({*self.chain, self.core}) != len(self.chain) + 1:
+            raise ValueError(f"task names must be distinct, got {[*self.chain, self.core]}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*self.chain, self.core)
+
+    @property
+    def core_outputs(self) -> int:
+        """Width of the core head: 1 for MSE, 3 logits (p, mu, sigma) for ZILN."""
+        return 3 if self.core_loss == "ziln" else 1

@@ -1,0 +1,211 @@
+"""The training engine: tensors on the device, an epoch is a randperm and slices.
+
+No DataLoader and no per-step host sync on the hot path: losses are summed on the device and
+read once per epoch; predictions are accumulated on the device and leave it once per
+evaluation. Early stopping on the validation core NRMSE restores the best epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from htl.data.features import FeatureEncoder
+from htl.data.prepare import FEATURES_FILE, split_path
+from htl.gradients import strategy_for
+from htl.losses import predictions, task_losses
+from htl.metrics import evaluate_predictions
+from htl.models.base import DEFAULT_TOWER, MultiTaskModel
+from htl.models.registry import build_model
+from htl.storage import atomic_directory, read_json, write_json
+from htl.tasks import TaskSpec
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+MODEL_SPEC_FILE = "model.json"
+EVAL_BATCH = 65_536
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Everything one training run needs besides data: the tuned and the fixed settings."""
+
+    epochs: int = 5
+    batch_size: int = 1024
+    lr: float = 1e-3
+    l2: float = 0.0
+    embed_dim: int = 8
+    patience: int = 2
+    core_loss: str = "mse"
+    device: str = "auto"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SplitTensors:
+    """One split on the device: int field indices [N, m] and float targets per task."""
+
+    x: torch.Tensor
+    y: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_valid: dict[str, float]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def load_split(splits_dir: str | Path, name: str, encoder: FeatureEncoder, device: torch.device) -> SplitTensors:
+    frame = pd.read_parquet(split_path(splits_dir, name))
+    x = torch.from_numpy(frame[encoder.fields].to_numpy(dtype=np.int32)).to(device)
+    tasks = (*encoder.chain, encoder.core)
+    y = {t: torch.from_numpy(frame[t].to_numpy(dtype=np.float32)).to(device) for t in tasks}
+    return SplitTensors(x, y)
+
+
+@torch.no_grad()
+def predict(model: MultiTaskModel, data: SplitTensors, batch: int = EVAL_BATCH) -> dict[str, torch.Tensor]:
+    """Predictions per task on the device (probabilities; core on the raw scale)."""
+    model.eval()
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in model.tasks.names}
+    for start in range(0, len(data), batch):
+        preds = predictions(model(data.x[start : start + batch]), model.tasks)
+        for name, value in preds.items():
+            parts[name].append(value)
+    return {name: torch.cat(values) for name, values in parts.items()}
+
+
+def score(model: MultiTaskModel, data: SplitTensors) -> dict[str, float]:
+    preds = predict(model, data)
+    to_np = {k: v.float().cpu().numpy() for k, v in preds.items()}
+    targets = {k: v.cpu().numpy() for k, v in data.y.items()}
+    return evaluate_predictions(targets, to_np, model.tasks)
+
+
+def fit(
+    model: MultiTaskModel,
+    train: SplitTensors,
+    valid: SplitTensors,
+    params: TrainParams,
+    seed: int,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    progress: bool = True,
+) -> FitResult:
+    """Adam with coupled L2, early stopping on validation core NRMSE, best epoch restored."""
+    device = train.x.device
+    torch.manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.l2)
+    strategy = strategy_for(model.options)
+    shared = model.shared_parameters()
+    core_key = f"{model.tasks.core}/nrmse"
+    best = (math.inf, 0, copy.deepcopy(model.state_dict()), {})
+    history: list[dict[str, float]] = []
+    step = 0
+    n = len(train)
+    steps_per_epoch = math.ceil(n / params.batch_size)
+    for epoch in range(1, params.epochs + 1):
+        model.train()
+        order = torch.randperm(n, device=device, generator=generator)
+        loss_sum = torch.zeros(len(model.tasks.names), device=device)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", leave=False, disable=not progress)
+        for i in bar:
+            idx = order[i * params.batch_size : (i + 1) * params.batch_size]
+            model.on_train_step(step)
+            losses = task_losses(model(train.x[idx]), {k: v[idx] for k, v in train.y.items()}, model.tasks)
+            optimizer.zero_grad(set_to_none=True)
+            strategy.backward(losses, shared)
+            optimizer.step()
+            loss_sum += torch.stack(list(losses.values())).detach()
+            step += 1
+        train_losses = (loss_sum / steps_per_epoch).tolist()
+        valid_metrics = score(model, valid)
+        record = {"epoch": float(epoch), **{f"train_loss/{k}": v for k, v in zip(model.tasks.names, train_losses)}}
+        record.update({f"valid/{k}": v for k, v in valid_metrics.items()})
+        history.append(record)
+        if on_epoch:
+            on_epoch(epoch, record)
+        log.info("epoch %d: valid %s = %.4f", epoch, core_key, valid_metrics[core_key])
+        if not math.isfinite(valid_metrics[core_key]):
+            raise FloatingPointError(f"validation {core_key} is {valid_metrics[core_key]} at epoch {epoch}")
+        if valid_metrics[core_key] < best[0]:
+            best = (valid_metrics[core_key], epoch, copy.deepcopy(model.state_dict()), valid_metrics)
+        elif epoch - best[1] >= params.patience:
+            log.info("early stop at epoch %d; best epoch %d", epoch, best[1])
+            break
+    model.load_state_dict(best[2])
+    return FitResult(history, best[1], best[3])
+
+
+def train_model(
+    splits_dir: str | Path,
+    model_name: str,
+    seed: int,
+    params: TrainParams,
+    out_dir: str | Path,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> FitResult:
+    """Train one (model, seed) on the splits and write the model directory atomically."""
+    encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
+    tasks = TaskSpec(encoder.chain, encoder.core, params.core_loss)
+    device = resolve_device(params.device)
+    train, valid = (load_split(splits_dir, s, encoder, device) for s in ("train", "valid"))
+    torch.manual_seed(seed)
+    model = build_model(model_name, encoder.cardinalities, params.embed_dim, tasks, params.options).to(device)
+    result = fit(model, train, valid, params, seed, on_epoch=on_epoch)
+    spec = {
+        "model": model_name,
+        "seed": seed,
+        "cardinalities": encoder.cardinalities,
+        "embed_dim": params.embed_dim,
+        "tower_dims": list(model.tower_dims),
+        "tasks": {"chain": list(tasks.chain), "core": tasks.core, "core_loss": tasks.core_loss},
+        "options": asdict(model.options),
+        "params": asdict(params),
+        "best_epoch": result.best_epoch,
+        "best_valid": result.best_valid,
+    }
+    with atomic_directory(out_dir) as tmp:
+        torch.save(model.state_dict(), tmp / MODEL_FILE)
+        write_json(tmp / MODEL_SPEC_FILE, spec)
+        encoder.save(tmp / FEATURES_FILE)
+    return result
+
+
+def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[MultiTaskModel, FeatureEncoder]:
+    """Rebuild a trained model from its directory (weights loaded with weights_only=True)."""
+    model_dir = Path(model_dir)
+    spec = read_json(model_dir / MODEL_SPEC_FILE)
+    t = spec["tasks"]
+    tasks = TaskSpec(tuple(t["chain"]), t["core"], t["core_loss"])
+    model = build_model(
+        spec["model"], spec["cardinalities"], spec["embed_dim"], tasks, spec["options"],
+        tuple(spec.get("tower_dims", DEFAULT_TOWER)),
+    )
+    state = torch.load(model_dir / MODEL_FILE, map_location=device, weights_only=True)
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return model, FeatureEncoder.load(model_dir / FEATURES_FILE)
