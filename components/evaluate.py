@@ -20,7 +20,9 @@ def evaluate(
     from htl.config import config_from_dict
     from htl.steps import run_evaluate
 
-    record = run_evaluate(config_from_dict(config), model.path, splits.path, results.path, job["parent_run_id"])
+    record = run_evaluate(
+        config_from_dict(config), model.path, splits.path, results.path, job["parent_run_id"]
+    )
     results.metadata.update({"model": record["model"], "seed": record["seed"]})
     for key, value in record["metrics"].items():
         if math.isfinite(value):

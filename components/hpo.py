@@ -1,7 +1,5 @@
 """hpo: Optuna search per model; best params per model, and the (model, seed) training jobs."""
 
-from typing import List
-
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
 
@@ -9,7 +7,9 @@ from components.images import GPU_IMAGE
 
 
 @dsl.component(base_image=GPU_IMAGE)
-def hpo(config: dict, parent_run_id: str, splits: Input[Dataset], best_params: Output[Artifact]) -> List[dict]:
+def hpo(
+    config: dict, parent_run_id: str, splits: Input[Dataset], best_params: Output[Artifact]
+) -> list[dict]:
     """Returns the (model, seed) jobs, each carrying the MLflow parent run id.
 
     The id travels inside the loop item because kfp.local 2.17.0 substitutes the loop item for

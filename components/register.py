@@ -1,7 +1,5 @@
 """register: the configured model's best seed -> MLflow registry, with its alias."""
 
-from typing import List
-
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model
 
@@ -12,11 +10,13 @@ from components.images import CPU_IMAGE
 def register(
     config: dict,
     parent_run_id: str,
-    models: Input[List[Model]],
+    models: Input[list[Model]],
     events: Input[Dataset],
     report: Input[Artifact],
 ) -> int:
     from htl.config import config_from_dict
     from htl.steps import run_register
 
-    return run_register(config_from_dict(config), [m.path for m in models], events.path, report.path, parent_run_id)
+    return run_register(
+        config_from_dict(config), [m.path for m in models], events.path, report.path, parent_run_id
+    )

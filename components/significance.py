@@ -1,7 +1,5 @@
 """significance: every (model, seed) metric record -> mean ± std, t-tests, the report."""
 
-from typing import List
-
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 
@@ -12,7 +10,7 @@ from components.images import CPU_IMAGE
 def significance(
     config: dict,
     parent_run_id: str,
-    results: Input[List[Dataset]],
+    results: Input[list[Dataset]],
     report: Output[Artifact],
     report_markdown: Output[Markdown],
 ) -> None:
@@ -21,5 +19,7 @@ def significance(
     from htl.config import config_from_dict
     from htl.steps import run_significance
 
-    markdown = run_significance(config_from_dict(config), [r.path for r in results], report.path, parent_run_id)
+    markdown = run_significance(
+        config_from_dict(config), [r.path for r in results], report.path, parent_run_id
+    )
     shutil.copyfile(markdown, report_markdown.path)

@@ -18,5 +18,13 @@ def train(
     from htl.steps import run_train
 
     name, seed = str(job["model"]), int(job["seed"])
-    summary = run_train(config_from_dict(config), splits.path, best_params.path, name, seed, model.path, job["parent_run_id"])
+    summary = run_train(
+        config_from_dict(config),
+        splits.path,
+        best_params.path,
+        name,
+        seed,
+        model.path,
+        job["parent_run_id"],
+    )
     model.metadata.update(summary)

@@ -1,8 +1,8 @@
 """The `htl` command: run the DAG locally, compile it, or run one step alone.
 
-    htl run --config configs/demo.yaml           # the whole DAG through kfp.local
-    htl compile --config configs/demo.yaml --output build/pipeline.yaml
-    htl ingest --config configs/demo.yaml --output /tmp/events   # one step (see --help)
+htl run --config configs/demo.yaml           # the whole DAG through kfp.local
+htl compile --config configs/demo.yaml --output build/pipeline.yaml
+htl ingest --config configs/demo.yaml --output /tmp/events   # one step (see --help)
 """
 
 from __future__ import annotations
@@ -21,18 +21,26 @@ log = logging.getLogger("htl")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="htl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    parser = argparse.ArgumentParser(
+        prog="htl", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run the whole pipeline locally (kfp.local, same DAG)")
     p.add_argument("--config", required=True, help="experiment YAML, e.g. configs/demo.yaml")
-    p.add_argument("--run-name", default=None, help="MLflow parent run name (default: <name>-<time>)")
+    p.add_argument(
+        "--run-name", default=None, help="MLflow parent run name (default: <name>-<time>)"
+    )
     p.add_argument("--parallelism", type=int, default=2, help="train/evaluate tasks at once")
     p.set_defaults(handler=_run)
 
     p = sub.add_parser("compile", help="write the pipeline YAML for a KFP host")
-    p.add_argument("--config", required=True, help="experiment YAML: the default of the config parameter")
+    p.add_argument(
+        "--config", required=True, help="experiment YAML: the default of the config parameter"
+    )
     p.add_argument("--output", required=True, help="pipeline YAML to write")
     p.add_argument("--parallelism", type=int, default=4)
     p.add_argument("--gpu", action="store_true", help="request nvidia.com/gpu for hpo and train")
@@ -66,7 +74,6 @@ def _compile(args: argparse.Namespace) -> object:
     path = compile_pipeline(config, args.output, args.parallelism, args.gpu)
     print(f"htl: wrote {path}", file=sys.stderr)
     return None
-
 
 
 if __name__ == "__main__":

@@ -11,11 +11,13 @@ from htl.config import ExperimentConfig, config_to_dict
 from pipelines.training import make_pipeline
 
 
-def compile_pipeline(config: ExperimentConfig, output: str | Path, parallelism: int = 4, gpu: bool = False) -> Path:
+def compile_pipeline(
+    config: ExperimentConfig, output: str | Path, parallelism: int = 4, gpu: bool = False
+) -> Path:
     """Write the YAML with `config` as the default of the pipeline's `config` parameter."""
     output = Path(output)
     pipeline = make_pipeline(config_to_dict(config), parallelism=parallelism, gpu=gpu)
-    tmp = output.with_name(f".{output.name}.tmp")
+    tmp = output.with_name(f".{output.stem}.tmp.yaml")  # kfp insists on a .yaml suffix
     output.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(pipeline, str(tmp))
     os.replace(tmp, output)

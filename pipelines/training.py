@@ -5,7 +5,6 @@ The fan-out iterates over the jobs HPO returns, which come from the `config` par
 the config is the single source of truth for models and seeds, also when edited in the KFP UI.
 """
 
-
 from typing import Any
 
 from kfp import dsl
@@ -18,7 +17,10 @@ PIPELINE_NAME = "htl-training"
 def make_pipeline(default_config: dict[str, Any], parallelism: int = 2, gpu: bool = False):
     """Build the pipeline function with `default_config` as the `config` parameter's default."""
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Hybrid-target MTL: HPO, training, significance, registration.")
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Hybrid-target MTL: HPO, training, significance, registration.",
+    )
     def training_pipeline(config: dict = default_config, run_name: str = "") -> dsl.Markdown:
         ingest_task = ingest(config=config, run_name=run_name).set_display_name("ingest")
         parent = ingest_task.outputs["Output"]
@@ -30,7 +32,9 @@ def make_pipeline(default_config: dict[str, Any], parallelism: int = 2, gpu: boo
         _on_gpu(hpo_task, gpu)
         with dsl.ParallelFor(hpo_task.outputs["Output"], parallelism=parallelism) as job:
             train_task = train(
-                config=config, job=job, splits=splits,
+                config=config,
+                job=job,
+                splits=splits,
                 best_params=hpo_task.outputs["best_params"],
             ).set_display_name("train")
             _on_gpu(train_task, gpu)
@@ -41,8 +45,11 @@ def make_pipeline(default_config: dict[str, Any], parallelism: int = 2, gpu: boo
             config=config, parent_run_id=parent, results=dsl.Collected(eval_task.outputs["results"])
         ).set_display_name("significance")
         register(
-            config=config, parent_run_id=parent, models=dsl.Collected(train_task.outputs["model"]),
-            events=ingest_task.outputs["events"], report=sig_task.outputs["report"],
+            config=config,
+            parent_run_id=parent,
+            models=dsl.Collected(train_task.outputs["model"]),
+            events=ingest_task.outputs["events"],
+            report=sig_task.outputs["report"],
         ).set_display_name("register")
         return sig_task.outputs["report_markdown"]
 

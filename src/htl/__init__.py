@@ -1,3 +1,3 @@
-"""htl: multi-task learning on hybrid targets (a chain of binary conversions ending in a core value)."""
+"""htl: multi-task learning on hybrid targets (binary conversions ending in a core value)."""
 
 __version__ = "0.1.0"

@@ -23,19 +23,27 @@ USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
 def add_step_commands(sub: argparse._SubParsersAction) -> None:
     """Register the seven step subcommands on a parser (shared with the `htl` CLI)."""
 
-    def step(name: str, help_text: str, handler: Callable[[argparse.Namespace], object]) -> argparse.ArgumentParser:
+    def step(
+        name: str, help_text: str, handler: Callable[[argparse.Namespace], object]
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--config", required=True, help="experiment YAML")
         p.add_argument("--output", required=True, help="directory to write (replaced atomically)")
-        p.add_argument("--parent", default=None, help="MLflow run id of the pipeline run to nest under")
+        p.add_argument(
+            "--parent", default=None, help="MLflow run id of the pipeline run to nest under"
+        )
         p.set_defaults(handler=handler)
         return p
 
-    p = sub.add_parser("ingest", help="read the configured source into events.parquet + schema.json")
+    p = sub.add_parser(
+        "ingest", help="read the configured source into events.parquet + schema.json"
+    )
     p.add_argument("--config", required=True)
     p.add_argument("--output", required=True)
     p.set_defaults(handler=_ingest)
-    p = step("labels-split", "hybrid labels, chronological split, encoders fit on train", _labels_split)
+    p = step(
+        "labels-split", "hybrid labels, chronological split, encoders fit on train", _labels_split
+    )
     p.add_argument("--events", required=True, help="ingest output directory")
     p = step("hpo", "Optuna search per model; best params as <model>.json", _hpo)
     p.add_argument("--splits", required=True)
@@ -81,7 +89,9 @@ def _train(a: argparse.Namespace) -> object:
 
     config = load_config(a.config)
     if a.model not in config.models:
-        raise ConfigError(f"{a.config}: --model {a.model!r} is not in 'models' {list(config.models)}")
+        raise ConfigError(
+            f"{a.config}: --model {a.model!r} is not in 'models' {list(config.models)}"
+        )
     return run_train(config, a.splits, a.params, a.model, a.seed, a.output, a.parent)
 
 
@@ -116,7 +126,9 @@ def run_handler(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     parser = argparse.ArgumentParser(prog="python -m htl", description=__doc__)
     add_step_commands(parser.add_subparsers(dest="command", required=True))
     return run_handler(parser.parse_args(argv))

@@ -197,7 +197,10 @@ def _coerce(hint: Any, value: Any, where: str, source: str) -> Any:
             return tuple(_coerce(args[0], v, f"{where}[{i}]", source) for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{source}: '{where}' must have {len(args)} items, got {value!r}")
-        return tuple(_coerce(a, v, f"{where}[{i}]", source) for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(
+            _coerce(a, v, f"{where}[{i}]", source)
+            for i, (a, v) in enumerate(zip(args, value, strict=False))
+        )
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: '{where}' must be a mapping, got {value!r}")
@@ -230,28 +233,38 @@ def _validate(config: ExperimentConfig, source: str) -> None:
         if model not in MODEL_BUILDERS:
             close = difflib.get_close_matches(model, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{source}: unknown model 'models[{i}]: {model}'{hint}; known: {known}")
+            raise ConfigError(
+                f"{source}: unknown model 'models[{i}]: {model}'{hint}; known: {known}"
+            )
     if len(set(config.models)) != len(config.models):
         raise ConfigError(f"{source}: 'models' lists a model twice: {list(config.models)}")
     for model, options in config.model_options.items():
         if model not in config.models:
             raise ConfigError(
-                f"{source}: 'model_options.{model}' names a model not in 'models' {list(config.models)}"
+                f"{source}: 'model_options.{model}' names a model not in 'models' "
+                f"{list(config.models)}"
             )
         try:
             validate_model_options(model, options)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{source}: 'model_options.{model}': {exc}") from exc
     if not config.seeds or len(set(config.seeds)) != len(config.seeds):
-        raise ConfigError(f"{source}: 'seeds' must be non-empty and distinct, got {list(config.seeds)}")
+        raise ConfigError(
+            f"{source}: 'seeds' must be non-empty and distinct, got {list(config.seeds)}"
+        )
     for name in ("register.model", "significance.reference"):
         section, key = name.split(".")
         value = getattr(getattr(config, section), key)
         if value not in config.models:
-            raise ConfigError(f"{source}: '{name}' is {value!r}, which is not in 'models' {list(config.models)}")
+            raise ConfigError(
+                f"{source}: '{name}' is {value!r}, which is not in 'models' {list(config.models)}"
+            )
     split = config.data.split
     if any(s <= 0 for s in split) or abs(sum(split) - 1.0) > 1e-6:
-        raise ConfigError(f"{source}: 'data.split' must be three positive fractions summing to 1, got {list(split)}")
+        raise ConfigError(
+            f"{source}: 'data.split' must be three positive fractions summing to 1, "
+            f"got {list(split)}"
+        )
     _positive(source, "data.rows", config.data.rows, minimum=100)
     for name in ("epochs", "batch_size", "embed_dim", "patience"):
         _positive(source, f"train.{name}", getattr(config.train, name))
@@ -262,7 +275,9 @@ def _validate(config: ExperimentConfig, source: str) -> None:
     if config.train.l2 < 0:
         raise ConfigError(f"{source}: 'train.l2' must be >= 0, got {config.train.l2}")
     if not 0 < config.significance.alpha < 1:
-        raise ConfigError(f"{source}: 'significance.alpha' must be in (0, 1), got {config.significance.alpha}")
+        raise ConfigError(
+            f"{source}: 'significance.alpha' must be in (0, 1), got {config.significance.alpha}"
+        )
 
 
 def _positive(source: str, name: str, value: float, minimum: float = 0) -> None:

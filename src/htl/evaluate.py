@@ -17,7 +17,9 @@ PREDICTIONS_FILE = "predictions.parquet"
 METRICS_FILE = "metrics.json"
 
 
-def evaluate_model(model_dir: str | Path, splits_dir: str | Path, out_dir: str | Path) -> dict[str, Any]:
+def evaluate_model(
+    model_dir: str | Path, splits_dir: str | Path, out_dir: str | Path
+) -> dict[str, Any]:
     """Score one (model, seed) on test; the metrics record names the model and seed."""
     spec = read_json(Path(model_dir) / MODEL_SPEC_FILE)
     model, _ = load_model(model_dir)
@@ -28,8 +30,16 @@ def evaluate_model(model_dir: str | Path, splits_dir: str | Path, out_dir: str |
     preds = {k: v.float().numpy() for k, v in predict(model, test).items()}
     targets = {k: v.numpy() for k, v in test.y.items()}
     metrics = evaluate_predictions(targets, preds, model.tasks)
-    record = {"model": spec["model"], "seed": spec["seed"], "split": "test", "rows": len(test), "metrics": metrics}
-    frame = pd.DataFrame({**{f"y_{k}": v for k, v in targets.items()}, **{f"pred_{k}": v for k, v in preds.items()}})
+    record = {
+        "model": spec["model"],
+        "seed": spec["seed"],
+        "split": "test",
+        "rows": len(test),
+        "metrics": metrics,
+    }
+    frame = pd.DataFrame(
+        {**{f"y_{k}": v for k, v in targets.items()}, **{f"pred_{k}": v for k, v in preds.items()}}
+    )
     with atomic_directory(out_dir) as tmp:
         frame.to_parquet(tmp / PREDICTIONS_FILE, index=False)
         write_json(tmp / METRICS_FILE, record)

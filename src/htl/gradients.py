@@ -44,7 +44,9 @@ class HtlGradient:
             for loss in losses.values()
         ]
         torch.stack(list(losses.values())).sum().backward()
-        combined = algorithm1(torch.stack(per_task[:-1]), per_task[-1], self.alpha, self.gamma, self.clip)
+        combined = algorithm1(
+            torch.stack(per_task[:-1]), per_task[-1], self.alpha, self.gamma, self.clip
+        )
         offset = 0
         for p in shared:
             n = p.numel()
@@ -72,7 +74,10 @@ def algorithm1(
 
 def _flat(grads: tuple[torch.Tensor | None, ...], params: list[nn.Parameter]) -> torch.Tensor:
     return torch.cat(
-        [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)]
+        [
+            (g if g is not None else torch.zeros_like(p)).reshape(-1)
+            for g, p in zip(grads, params, strict=False)
+        ]
     )
 
 

@@ -70,12 +70,18 @@ def apply_params(params: TrainParams, tuned: dict[str, Any]) -> TrainParams:
 
 
 def study_name(config: ExperimentConfig, model: str) -> str:
-    relevant = {k: v for k, v in config_to_dict(config).items() if k in ("data", "train", "model_options", "hpo")}
+    relevant = {
+        k: v
+        for k, v in config_to_dict(config).items()
+        if k in ("data", "train", "model_options", "hpo")
+    }
     digest = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:10]
     return f"{config.name}-{model}-{digest}"
 
 
-def search(config: ExperimentConfig, splits_dir: str | Path, out_dir: str | Path) -> dict[str, dict[str, Any]]:
+def search(
+    config: ExperimentConfig, splits_dir: str | Path, out_dir: str | Path
+) -> dict[str, dict[str, Any]]:
     """Run `hpo.trials` trials per model; write `<model>.json` with the best params."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
@@ -88,10 +94,14 @@ def search(config: ExperimentConfig, splits_dir: str | Path, out_dir: str | Path
         base = base_params(config, model)
         space = {**COMMON_SPACE, **MODEL_SPACES.get(model, {})}
 
-        def objective(trial: optuna.Trial, model: str = model, base: TrainParams = base, space=space) -> float:
+        def objective(
+            trial: optuna.Trial, model: str = model, base: TrainParams = base, space=space
+        ) -> float:
             tuned = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
             params = replace(apply_params(base, tuned), epochs=config.hpo.epochs)
-            net = build_model(model, encoder.cardinalities, params.embed_dim, tasks, params.options).to(device)
+            net = build_model(
+                model, encoder.cardinalities, params.embed_dim, tasks, params.options
+            ).to(device)
             result = fit(net, train, valid, params, seed=config.hpo.seed, progress=False)
             return result.best_valid[core_key]
 
@@ -109,7 +119,12 @@ def search(config: ExperimentConfig, splits_dir: str | Path, out_dir: str | Path
             best, value = study.best_params, study.best_value
             log.info("hpo %s: best valid %s = %.4f with %s", model, core_key, value, best)
         params = asdict(apply_params(base, best))
-        results[model] = {"model": model, "tuned": best, "best_valid_nrmse": value, "params": params}
+        results[model] = {
+            "model": model,
+            "tuned": best,
+            "best_valid_nrmse": value,
+            "params": params,
+        }
     with atomic_directory(out_dir) as tmp:
         for model, result in results.items():
             write_json(tmp / f"{model}.json", result)

@@ -17,10 +17,13 @@ def task_losses(
 ) -> dict[str, torch.Tensor]:
     """Mean loss per task, in task order; the core last."""
     losses = {
-        name: F.binary_cross_entropy_with_logits(outputs[name], targets[name]) for name in tasks.chain
+        name: F.binary_cross_entropy_with_logits(outputs[name], targets[name])
+        for name in tasks.chain
     }
     core_out, core_y = outputs[tasks.core], targets[tasks.core]
-    losses[tasks.core] = ziln_loss(core_out, core_y) if tasks.core_loss == "ziln" else F.mse_loss(core_out, core_y)
+    losses[tasks.core] = (
+        ziln_loss(core_out, core_y) if tasks.core_loss == "ziln" else F.mse_loss(core_out, core_y)
+    )
     return losses
 
 
@@ -30,10 +33,9 @@ def ziln_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     p_logit, mu, sigma = _ziln_parts(logits)
     bce = F.binary_cross_entropy_with_logits(p_logit, positive)
     safe_y = torch.where(y > 0, y, torch.ones_like(y))
-    log_prob = (
-        -torch.log(safe_y * sigma * math.sqrt(2 * math.pi))
-        - (torch.log(safe_y) - mu) ** 2 / (2 * sigma**2)
-    )
+    log_prob = -torch.log(safe_y * sigma * math.sqrt(2 * math.pi)) - (
+        torch.log(safe_y) - mu
+    ) ** 2 / (2 * sigma**2)
     return bce - (positive * log_prob).mean()
 
 

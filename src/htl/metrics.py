@@ -63,6 +63,7 @@ def gini(y: np.ndarray, pred: np.ndarray) -> float:
 
     Rows are ranked by prediction, descending, with a stable sort so ties keep input order.
     """
+
     def raw(order: np.ndarray) -> float:
         gain = np.cumsum(y[order]) / y.sum()
         return 2 * gain.mean() - 1

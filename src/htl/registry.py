@@ -27,12 +27,14 @@ class HtlPyfunc(mlflow.pyfunc.PythonModel):
 
         self.model, self.encoder = load_model(context.artifacts["model_dir"])
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         import torch
 
         from htl.train import SplitTensors, predict
 
-        x = torch.from_numpy(self.encoder.encode(model_input).to_numpy())
+        x = torch.from_numpy(self.encoder.encode(model_input).to_numpy(copy=True))
         preds = predict(self.model, SplitTensors(x, {}))
         return pd.DataFrame({name: value.float().numpy() for name, value in preds.items()})
 
@@ -73,14 +75,19 @@ def register_model(
     client.set_registered_model_alias(config.register.name, config.register.alias, version)
     for key, value in {"model": spec["model"], "seed": str(spec["seed"]), **tags}.items():
         client.set_model_version_tag(config.register.name, str(version), key, value)
-    log.info("registered %s version %d as @%s", config.register.name, version, config.register.alias)
+    log.info(
+        "registered %s version %d as @%s", config.register.name, version, config.register.alias
+    )
     return version
 
 
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{name}=={version(name).split('+')[0]}" for name in ("torch", "numpy", "pandas", "pyarrow", "mlflow")]
+    return [
+        f"{name}=={version(name).split('+')[0]}"
+        for name in ("torch", "numpy", "pandas", "pyarrow", "mlflow")
+    ]
 
 
 def alias_version(config: ExperimentConfig, alias: str) -> int:

@@ -25,7 +25,12 @@ METRIC_LABELS = {
 
 
 def build_report(
-    records: list[dict[str, Any]], reference: str, test: str, alpha: float, title: str, out_dir: str | Path
+    records: list[dict[str, Any]],
+    reference: str,
+    test: str,
+    alpha: float,
+    title: str,
+    out_dir: str | Path,
 ) -> dict[str, Any]:
     """Aggregate the records, run the t-tests and write report.md, results.csv, results.json."""
     if not records:
@@ -39,8 +44,11 @@ def build_report(
         "reference": reference,
         "test": test,
         "alpha": alpha,
-        "summary": {m: {k: {"mean": v[0], "std": v[1], "n": v[2]} for k, v in s.items()} for m, s in summary.items()},
-        "comparisons": [asdict(c) for c in comparisons],
+        "summary": {
+            m: {k: {"mean": v[0], "std": v[1], "n": v[2]} for k, v in s.items()}
+            for m, s in summary.items()
+        },
+        "comparisons": [{**asdict(c), "verdict": c.verdict(alpha)} for c in comparisons],
     }
     with atomic_directory(out_dir) as tmp:
         atomic_write_text(tmp / REPORT_MD, markdown)
@@ -57,16 +65,21 @@ def render_markdown(
     alpha: float,
     title: str,
 ) -> str:
-    models = [reference, *sorted(m for m in summary if m != reference)] if reference in summary else sorted(summary)
+    models = (
+        [reference, *sorted(m for m in summary if m != reference)]
+        if reference in summary
+        else sorted(summary)
+    )
     metrics = [k for k in summary[models[0]] if higher_is_better(k) is not None]
-    significant = {c.metric for c in comparisons if not math.isnan(c.p) and c.p <= alpha}
+    significant = {c.metric for c in comparisons if c.verdict(alpha) == "better"}
     seeds = sorted({v[2] for s in summary.values() for v in s.values()})
     lines = [
         f"# {title}",
         "",
         f"Test split; mean ± std over {'/'.join(map(str, seeds))} seeds per model. "
         f"↑ higher is better, ↓ lower is better; **bold** is the best mean; "
-        f"`*` marks {reference} vs. the best baseline with p ≤ {alpha} ({test} t-test, two-sided).",
+        f"`*` marks {reference} significantly better than the best baseline (p ≤ {alpha}, "
+        f"two-sided {test.capitalize()} t-test over seeds).",
         "",
         "| task | metric | " + " | ".join(models) + " |",
         "|---|---|" + "---|" * len(models),
@@ -91,12 +104,13 @@ def render_markdown(
             "",
             f"## {reference} vs. the best baseline per metric",
             "",
-            f"| metric | {reference} | best baseline | baseline mean | t | p |",
-            "|---|---|---|---|---|---|",
+            f"| metric | {reference} | best baseline | baseline mean | t | p | {reference} is |",
+            "|---|---|---|---|---|---|---|",
         ]
         for c in comparisons:
             lines.append(
-                f"| {c.metric} | {c.reference_mean:.4f} | {c.baseline} | {c.baseline_mean:.4f} | {c.t:.3f} | {c.p:.4f} |"
+                f"| {c.metric} | {c.reference_mean:.4f} | {c.baseline} | {c.baseline_mean:.4f} "
+                f"| {c.t:.3f} | {c.p:.4f} | {c.verdict(alpha)} |"
             )
     return "\n".join(lines) + "\n"
 

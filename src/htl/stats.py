@@ -23,6 +23,14 @@ class Comparison:
     baseline_mean: float
     t: float
     p: float
+    higher_is_better: bool
+
+    def verdict(self, alpha: float) -> str:
+        """'better' / 'worse' when p <= alpha, in the metric's direction; else 'no difference'."""
+        if math.isnan(self.p) or self.p > alpha:
+            return "no significant difference"
+        ahead = self.reference_mean > self.baseline_mean
+        return "better" if ahead == self.higher_is_better else "worse"
 
 
 def collect(records: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
@@ -35,15 +43,22 @@ def collect(records: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
     return out
 
 
-def summarize(values: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, tuple[float, float, int]]]:
+def summarize(
+    values: dict[str, dict[str, list[float]]],
+) -> dict[str, dict[str, tuple[float, float, int]]]:
     """(mean, sample std, n) per model and metric; std is NaN for a single seed."""
     return {
-        model: {m: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, len(v)) for m, v in metrics.items()}
+        model: {
+            m: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else math.nan, len(v))
+            for m, v in metrics.items()
+        }
         for model, metrics in values.items()
     }
 
 
-def compare(values: dict[str, dict[str, list[float]]], reference: str, test: str = "student") -> list[Comparison]:
+def compare(
+    values: dict[str, dict[str, list[float]]], reference: str, test: str = "student"
+) -> list[Comparison]:
     """Per directional metric: t-test of `reference` against the baseline with the best mean."""
     baselines = [m for m in values if m != reference]
     if reference not in values or not baselines:
@@ -56,7 +71,11 @@ def compare(values: dict[str, dict[str, list[float]]], reference: str, test: str
         means = {b: float(np.mean(values[b][metric])) for b in baselines}
         best = (max if direction else min)(means, key=means.get)
         t, p = two_sample_t(ref_values, values[best][metric], equal_var=(test == "student"))
-        out.append(Comparison(metric, reference, float(np.mean(ref_values)), best, means[best], t, p))
+        out.append(
+            Comparison(
+                metric, reference, float(np.mean(ref_values)), best, means[best], t, p, direction
+            )
+        )
     return out
 
 

@@ -39,7 +39,9 @@ def run_ingest(config: ExperimentConfig, out_dir: str | Path, run_name: str | No
     return parent
 
 
-def run_labels_split(config: ExperimentConfig, events_dir: str | Path, out_dir: str | Path, parent: str | None) -> dict[str, Any]:
+def run_labels_split(
+    config: ExperimentConfig, events_dir: str | Path, out_dir: str | Path, parent: str | None
+) -> dict[str, Any]:
     with tracking.step_run(config, parent, "labels_split"):
         card = prepare_splits(events_dir, out_dir, config.data)
         tracking.log_metrics({f"{s}/rows": float(v["rows"]) for s, v in card["splits"].items()})
@@ -48,14 +50,18 @@ def run_labels_split(config: ExperimentConfig, events_dir: str | Path, out_dir: 
     return card
 
 
-def run_hpo(config: ExperimentConfig, splits_dir: str | Path, out_dir: str | Path, parent: str | None) -> list[dict[str, Any]]:
+def run_hpo(
+    config: ExperimentConfig, splits_dir: str | Path, out_dir: str | Path, parent: str | None
+) -> list[dict[str, Any]]:
     """Search each model's params; returns the (model, seed) jobs for the training fan-out."""
     with tracking.step_run(config, parent, "hpo"):
         results = search(config, splits_dir, out_dir)
         for model, result in results.items():
             if result["best_valid_nrmse"] is not None:
                 tracking.log_metrics({f"{model}/best_valid_nrmse": result["best_valid_nrmse"]})
-            tracking.log_params({model: result["tuned"]} if result["tuned"] else {f"{model}.tuned": "none"})
+            tracking.log_params(
+                {model: result["tuned"]} if result["tuned"] else {f"{model}.tuned": "none"}
+            )
     return train_jobs(config)
 
 
@@ -71,17 +77,29 @@ def run_train(
     """Train one (model, seed) with the params HPO chose, logging every epoch."""
     best = read_json(Path(params_dir) / f"{model}.json")
     params = TrainParams(**best["params"])
-    with tracking.step_run(config, parent, f"train/{model}/seed{seed}", {"htl.model": model, "htl.seed": str(seed)}):
+    with tracking.step_run(
+        config, parent, f"train/{model}/seed{seed}", {"htl.model": model, "htl.seed": str(seed)}
+    ):
         tracking.log_params({"model": model, "seed": seed, **best["params"]})
         result = train_model(
-            splits_dir, model, seed, params, out_dir,
+            splits_dir,
+            model,
+            seed,
+            params,
+            out_dir,
             on_epoch=lambda epoch, record: tracking.log_metrics(record, step=epoch),
         )
         tracking.log_metrics({"best_epoch": float(result.best_epoch)})
     return {"model": model, "seed": seed, "best_epoch": result.best_epoch, **result.best_valid}
 
 
-def run_evaluate(config: ExperimentConfig, model_dir: str | Path, splits_dir: str | Path, out_dir: str | Path, parent: str | None) -> dict[str, Any]:
+def run_evaluate(
+    config: ExperimentConfig,
+    model_dir: str | Path,
+    splits_dir: str | Path,
+    out_dir: str | Path,
+    parent: str | None,
+) -> dict[str, Any]:
     spec = read_json(Path(model_dir) / "model.json")
     tags = {"htl.model": spec["model"], "htl.seed": str(spec["seed"])}
     with tracking.step_run(config, parent, f"evaluate/{spec['model']}/seed{spec['seed']}", tags):
@@ -90,12 +108,19 @@ def run_evaluate(config: ExperimentConfig, model_dir: str | Path, splits_dir: st
     return record
 
 
-def run_significance(config: ExperimentConfig, metrics_dirs: list[str | Path], out_dir: str | Path, parent: str | None) -> Path:
+def run_significance(
+    config: ExperimentConfig,
+    metrics_dirs: list[str | Path],
+    out_dir: str | Path,
+    parent: str | None,
+) -> Path:
     """Aggregate seeds, t-test the reference model, write the report; its Markdown path."""
     records = [read_json(Path(d) / METRICS_FILE) for d in metrics_dirs]
     with tracking.step_run(config, parent, "significance"):
         s = config.significance
-        result = build_report(records, s.reference, s.test, s.alpha, f"{config.name}: test results", out_dir)
+        result = build_report(
+            records, s.reference, s.test, s.alpha, f"{config.name}: test results", out_dir
+        )
         for c in result["comparisons"]:
             tracking.log_metrics({f"p/{c['metric']}": c["p"]})
         tracking.log_artifact(out_dir, "report")
@@ -103,7 +128,11 @@ def run_significance(config: ExperimentConfig, metrics_dirs: list[str | Path], o
 
 
 def run_register(
-    config: ExperimentConfig, model_dirs: list[str | Path], events_dir: str | Path, report_dir: str | Path, parent: str | None
+    config: ExperimentConfig,
+    model_dirs: list[str | Path],
+    events_dir: str | Path,
+    report_dir: str | Path,
+    parent: str | None,
 ) -> int:
     """Register the configured model's best seed with its alias; closes the pipeline run."""
     from htl.registry import pick_model_dir, register_model

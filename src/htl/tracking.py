@@ -42,7 +42,9 @@ def start_pipeline_run(config: ExperimentConfig, run_name: str | None = None) ->
     """Create the parent run of one pipeline run and log the whole config; its id."""
     experiment_id = use_store(config)
     client = MlflowClient()
-    run = client.create_run(experiment_id, run_name=run_name or config.name, tags={"htl.kind": "pipeline"})
+    run = client.create_run(
+        experiment_id, run_name=run_name or config.name, tags={"htl.kind": "pipeline"}
+    )
     flat = _flatten(config_to_dict(config))
     for key, value in flat.items():
         client.log_param(run.info.run_id, key, value)
@@ -69,7 +71,10 @@ def fail_pipeline_run(config: ExperimentConfig, run_name: str) -> None:
 
 @contextmanager
 def step_run(
-    config: ExperimentConfig, parent_run_id: str | None, name: str, tags: dict[str, str] | None = None
+    config: ExperimentConfig,
+    parent_run_id: str | None,
+    name: str,
+    tags: dict[str, str] | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """A child run of the pipeline run (or a top-level run when there is none) for one step."""
     experiment_id = use_store(config)
@@ -83,7 +88,9 @@ def step_run(
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     """Log the finite values; an undefined metric (NaN) is left out rather than charted."""
-    finite = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
+    finite = {
+        k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)
+    }
     if finite:
         mlflow.log_metrics(finite, step=step)
 

@@ -78,16 +78,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_split(splits_dir: str | Path, name: str, encoder: FeatureEncoder, device: torch.device) -> SplitTensors:
+def load_split(
+    splits_dir: str | Path, name: str, encoder: FeatureEncoder, device: torch.device
+) -> SplitTensors:
     frame = pd.read_parquet(split_path(splits_dir, name))
-    x = torch.from_numpy(frame[encoder.fields].to_numpy(dtype=np.int32)).to(device)
+    x = torch.from_numpy(frame[encoder.fields].to_numpy(dtype=np.int32, copy=True)).to(device)
     tasks = (*encoder.chain, encoder.core)
     y = {t: torch.from_numpy(frame[t].to_numpy(dtype=np.float32)).to(device) for t in tasks}
     return SplitTensors(x, y)
 
 
 @torch.no_grad()
-def predict(model: MultiTaskModel, data: SplitTensors, batch: int = EVAL_BATCH) -> dict[str, torch.Tensor]:
+def predict(
+    model: MultiTaskModel, data: SplitTensors, batch: int = EVAL_BATCH
+) -> dict[str, torch.Tensor]:
     """Predictions per task on the device (probabilities; core on the raw scale)."""
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in model.tasks.names}
@@ -135,7 +139,9 @@ def fit(
         for i in bar:
             idx = order[i * params.batch_size : (i + 1) * params.batch_size]
             model.on_train_step(step)
-            losses = task_losses(model(train.x[idx]), {k: v[idx] for k, v in train.y.items()}, model.tasks)
+            losses = task_losses(
+                model(train.x[idx]), {k: v[idx] for k, v in train.y.items()}, model.tasks
+            )
             optimizer.zero_grad(set_to_none=True)
             strategy.backward(losses, shared)
             optimizer.step()
@@ -143,16 +149,26 @@ def fit(
             step += 1
         train_losses = (loss_sum / steps_per_epoch).tolist()
         valid_metrics = score(model, valid)
-        record = {"epoch": float(epoch), **{f"train_loss/{k}": v for k, v in zip(model.tasks.names, train_losses)}}
+        record = {
+            "epoch": float(epoch),
+            **{f"train_loss/{k}": v for k, v in zip(model.tasks.names, train_losses, strict=False)},
+        }
         record.update({f"valid/{k}": v for k, v in valid_metrics.items()})
         history.append(record)
         if on_epoch:
             on_epoch(epoch, record)
         log.info("epoch %d: valid %s = %.4f", epoch, core_key, valid_metrics[core_key])
         if not math.isfinite(valid_metrics[core_key]):
-            raise FloatingPointError(f"validation {core_key} is {valid_metrics[core_key]} at epoch {epoch}")
+            raise FloatingPointError(
+                f"validation {core_key} is {valid_metrics[core_key]} at epoch {epoch}"
+            )
         if valid_metrics[core_key] < best[0]:
-            best = (valid_metrics[core_key], epoch, copy.deepcopy(model.state_dict()), valid_metrics)
+            best = (
+                valid_metrics[core_key],
+                epoch,
+                copy.deepcopy(model.state_dict()),
+                valid_metrics,
+            )
         elif epoch - best[1] >= params.patience:
             log.info("early stop at epoch %d; best epoch %d", epoch, best[1])
             break
@@ -174,7 +190,9 @@ def train_model(
     device = resolve_device(params.device)
     train, valid = (load_split(splits_dir, s, encoder, device) for s in ("train", "valid"))
     torch.manual_seed(seed)
-    model = build_model(model_name, encoder.cardinalities, params.embed_dim, tasks, params.options).to(device)
+    model = build_model(
+        model_name, encoder.cardinalities, params.embed_dim, tasks, params.options
+    ).to(device)
     result = fit(model, train, valid, params, seed, on_epoch=on_epoch)
     spec = {
         "model": model_name,
@@ -195,14 +213,20 @@ def train_model(
     return result
 
 
-def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[MultiTaskModel, FeatureEncoder]:
+def load_model(
+    model_dir: str | Path, device: str | torch.device = "cpu"
+) -> tuple[MultiTaskModel, FeatureEncoder]:
     """Rebuild a trained model from its directory (weights loaded with weights_only=True)."""
     model_dir = Path(model_dir)
     spec = read_json(model_dir / MODEL_SPEC_FILE)
     t = spec["tasks"]
     tasks = TaskSpec(tuple(t["chain"]), t["core"], t["core_loss"])
     model = build_model(
-        spec["model"], spec["cardinalities"], spec["embed_dim"], tasks, spec["options"],
+        spec["model"],
+        spec["cardinalities"],
+        spec["embed_dim"],
+        tasks,
+        spec["options"],
         tuple(spec.get("tower_dims", DEFAULT_TOWER)),
     )
     state = torch.load(model_dir / MODEL_FILE, map_location=device, weights_only=True)

@@ -37,7 +37,12 @@ class FeatureEncoder:
 
     @classmethod
     def fit(
-        cls, train: pd.DataFrame, fields: list[str], chain: tuple[str, ...], core: str, min_count: int = 1
+        cls,
+        train: pd.DataFrame,
+        fields: list[str],
+        chain: tuple[str, ...],
+        core: str,
+        min_count: int = 1,
     ) -> FeatureEncoder:
         vocabularies = {}
         for name in fields:

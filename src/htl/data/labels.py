@@ -33,7 +33,9 @@ def check_columns(frame: pd.DataFrame, schema: EventSchema, where: str) -> None:
         if column not in frame.columns:
             close = difflib.get_close_matches(column, list(frame.columns), n=1)
             hint = f" (found '{close[0]}': misspelled?)" if close else ""
-            raise DataError(f"{where}: missing column '{column}'{hint}; columns: {list(frame.columns)}")
+            raise DataError(
+                f"{where}: missing column '{column}'{hint}; columns: {list(frame.columns)}"
+            )
     for column in schema.targets:
         if not pd.api.types.is_numeric_dtype(frame[column]):
             raise DataError(
@@ -68,9 +70,13 @@ def check_columns(frame: pd.DataFrame, schema: EventSchema, where: str) -> None:
 def apply_chain(
     frame: pd.DataFrame, schema: EventSchema, on_violation: str, where: str
 ) -> tuple[pd.DataFrame, LabelReport]:
-    """Enforce y_t <= y_{t-1}: `error` stops, `repair` lifts earlier steps to 1, `drop` removes rows."""
+    """Enforce y_t <= y_{t-1}: `error` stops, `repair` lifts earlier steps, `drop` removes rows."""
     chain = frame[list(schema.chain)].to_numpy(dtype=np.int8)
-    broken = (np.diff(chain, axis=1) > 0).any(axis=1) if chain.shape[1] > 1 else np.zeros(len(frame), bool)
+    broken = (
+        (np.diff(chain, axis=1) > 0).any(axis=1)
+        if chain.shape[1] > 1
+        else np.zeros(len(frame), bool)
+    )
     count = int(broken.sum())
     if count and on_violation == "error":
         row = int(np.flatnonzero(broken)[0])

@@ -76,7 +76,7 @@ def _card(schema, report, splits, encoder) -> dict[str, Any]:
         "chain_violations": report.violations,
         "on_violation": report.action,
         "rows_after_labels": report.rows_out,
-        "fields": dict(zip(encoder.fields, encoder.cardinalities)),
+        "fields": dict(zip(encoder.fields, encoder.cardinalities, strict=False)),
         "splits": {},
     }
     for name, frame in splits.items():
@@ -109,6 +109,8 @@ def _card_markdown(card: dict[str, Any]) -> str:
     lines.append("|---|" + "---|" * len(columns))
     for name in SPLITS:
         stats = card["splits"][name]
-        cells = [f"{stats[c]:.4f}" if isinstance(stats[c], float) else str(stats[c]) for c in columns]
+        cells = [
+            f"{stats[c]:.4f}" if isinstance(stats[c], float) else str(stats[c]) for c in columns
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -88,8 +88,15 @@ def kuairand_events(rows: int, seed: int = 0) -> pd.DataFrame:
         rng, lv_logit, KUAIRAND_TARGETS["long_view"] / KUAIRAND_TARGETS["click"], mask=click
     )
 
-    stage_mean = np.select([long_view == 1, click == 1], [STAGE_MEANS[2], STAGE_MEANS[1]], STAGE_MEANS[0])
-    log_wt = np.log(stage_mean) - WATCH_SIGMA**2 / 2 + 0.25 * affinity + WATCH_SIGMA * rng.normal(size=rows)
+    stage_mean = np.select(
+        [long_view == 1, click == 1], [STAGE_MEANS[2], STAGE_MEANS[1]], STAGE_MEANS[0]
+    )
+    log_wt = (
+        np.log(stage_mean)
+        - WATCH_SIGMA**2 / 2
+        + 0.25 * affinity
+        + WATCH_SIGMA * rng.normal(size=rows)
+    )
     watch_time = np.exp(log_wt)
     watch_time[(click == 0) & (rng.random(rows) < 0.35)] = 0.0  # skipped instantly
     watch_time *= KUAIRAND_TARGETS["watch_time_mean"] / watch_time.mean()

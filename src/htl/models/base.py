@@ -38,7 +38,9 @@ class MultiTaskModel(nn.Module):
         self.tower_dims = tuple(tower_dims)
         self.options = options if options is not None else self.Options()
         if not isinstance(self.options, self.Options):
-            raise TypeError(f"{type(self).__name__} takes {self.Options.__name__}, got {self.options!r}")
+            raise TypeError(
+                f"{type(self).__name__} takes {self.Options.__name__}, got {self.options!r}"
+            )
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """θ_s: the parameters every task's loss reaches (the gradient strategy works on these)."""

@@ -25,5 +25,7 @@ class DNN(MultiTaskModel):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return {
             name: squeeze_head(h(tower(emb(x))))
-            for name, emb, tower, h in zip(self.tasks.names, self.embeddings, self.towers, self.heads)
+            for name, emb, tower, h in zip(
+                self.tasks.names, self.embeddings, self.towers, self.heads, strict=False
+            )
         }

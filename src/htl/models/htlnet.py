@@ -53,7 +53,9 @@ class HTLNetOptions:
 
     def tau(self, step: int) -> float:
         """τ = τ0 · 0.5^(step/τ_d), continuous by default (model-spec A2)."""
-        exponent = step // self.tau_decay_steps if self.tau_staircase else step / self.tau_decay_steps
+        exponent = (
+            step // self.tau_decay_steps if self.tau_staircase else step / self.tau_decay_steps
+        )
         return self.tau_start * 0.5**exponent
 
 
@@ -89,12 +91,15 @@ class HTLNet(MultiTaskModel):
         self.embedding = FusedEmbedding(self.cardinalities, self.embed_dim)
         rep_dim = self.tower_dims[0]
         n_binary = len(self.tasks.chain)
-        self.rep_fusion = nn.ModuleList(InformationFusion(rep_dim, o.ifu_op) for _ in range(n_binary))
+        self.rep_fusion = nn.ModuleList(
+            InformationFusion(rep_dim, o.ifu_op) for _ in range(n_binary)
+        )
         self.label_fusion = nn.ModuleList(
             InformationFusion(o.label_dim, o.ifu_op) for _ in range(n_binary)
         )
         self.label_tables = nn.ParameterList(
-            nn.Parameter(nn.init.xavier_uniform_(torch.empty(2, o.label_dim))) for _ in range(n_binary)
+            nn.Parameter(nn.init.xavier_uniform_(torch.empty(2, o.label_dim)))
+            for _ in range(n_binary)
         )
         self.first_layers = nn.ModuleList()
         self.rest = nn.ModuleList()
@@ -107,7 +112,9 @@ class HTLNet(MultiTaskModel):
                 width += self.label_fusion[t - 1].output_dim(t)
             self.first_layers.append(mlp(width, self.tower_dims[:1]))
             self.rest.append(mlp(rep_dim, self.tower_dims[1:]))
-            self.heads.append(head(self.tower_dims[-1], self.tasks.core_outputs if name == self.tasks.core else 1))
+            self.heads.append(
+                head(self.tower_dims[-1], self.tasks.core_outputs if name == self.tasks.core else 1)
+            )
         self.register_buffer("tau", torch.tensor(o.tau_start))
 
     def shared_parameters(self) -> list[nn.Parameter]:

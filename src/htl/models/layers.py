@@ -23,7 +23,7 @@ class FusedEmbedding(nn.Module):
         self.register_buffer("offsets", offsets, persistent=False)
         self.weight = nn.Parameter(torch.empty(int(sum(cardinalities)), dim))
         with torch.no_grad():
-            for start, rows in zip(offsets.tolist(), cardinalities):
+            for start, rows in zip(offsets.tolist(), cardinalities, strict=False):
                 nn.init.xavier_uniform_(self.weight[start : start + rows])
 
     @property

@@ -37,9 +37,14 @@ def make_options(name: str, options: dict[str, Any] | None) -> Any:
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ValueError(f"unknown option '{key}' for model '{name}'{hint}; expected one of {allowed}")
+            raise ValueError(
+                f"unknown option '{key}' for model '{name}'{hint}; expected one of {allowed}"
+            )
     types = {f.name: f.type for f in dataclasses.fields(cls)}
-    coerced = {k: float(v) if types[k] == "float" and isinstance(v, int) else v for k, v in (options or {}).items()}
+    coerced = {
+        k: float(v) if types[k] == "float" and isinstance(v, int) else v
+        for k, v in (options or {}).items()
+    }
     return cls(**coerced)
 
 

@@ -47,5 +47,5 @@ class SharedBottom(MultiTaskModel):
         shared = self.bottom(self.embedding(x))
         return {
             name: squeeze_head(h(tower(shared)))
-            for name, tower, h in zip(self.tasks.names, self.towers, self.heads)
+            for name, tower, h in zip(self.tasks.names, self.towers, self.heads, strict=False)
         }

@@ -1,0 +1,81 @@
+"""Config loading: every mistake is one ConfigError that names the file, key and expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from htl.config import ConfigError, config_from_dict, config_to_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_shipped_config_loads() -> None:
+    configs = sorted((ROOT / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        config = load_config(path)
+        assert Path(config.workdir).is_absolute()
+
+
+def test_round_trip_through_pipeline_parameter_types() -> None:
+    config = load_config(ROOT / "configs" / "demo.yaml")
+    raw = config_to_dict(config)
+    # KFP carries a dict parameter as a protobuf Struct: every number comes back as a float.
+    raw["seeds"] = [float(s) for s in raw["seeds"]]
+    raw["data"]["rows"] = float(raw["data"]["rows"])
+    assert config_from_dict(raw) == config
+    assert all(v is not None for v in raw["tracking"].values())
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragments"),
+    [
+        ({"data": {"rowz": 10}}, ["unknown key 'data.rowz'", "did you mean 'data.rows'"]),
+        ({"modles": ["dnn"]}, ["unknown key 'modles'", "did you mean 'models'"]),
+        (
+            {"models": ["htlnet", "mmoee"], "register": {"model": "htlnet"}},
+            ["unknown model", "mmoee"],
+        ),
+        ({"models": ["htlnet", "dnn", "dnn"]}, ["lists a model twice"]),
+        ({"models": ["dnn"]}, ["'register.model' is 'htlnet'", "not in 'models'"]),
+        ({"train": {"epochs": "ten"}}, ["'train.epochs' must be int", "'ten'"]),
+        ({"train": {"device": "tpu"}}, ["'train.device' is 'tpu'", "expected one of"]),
+        ({"data": {"split": [0.5, 0.5, 0.5]}}, ["'data.split' must be three positive fractions"]),
+        ({"data": {"split": [0.8, 0.2]}}, ["'data.split' must have 3 items"]),
+        (
+            {"model_options": {"htlnet": {"alpah": 0.1}}},
+            ["model_options.htlnet", "unknown option 'alpah'", "alpha"],
+        ),
+        ({"model_options": {"htlnet": {"ifu_op": "sum"}}}, ["model_options.htlnet", "ifu_op"]),
+        ({"seeds": []}, ["'seeds' must be non-empty"]),
+        ([1, 2], ["must be a mapping"]),
+    ],
+)
+def test_bad_config_names_the_key(raw: object, fragments: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(raw, source="exp.yaml")
+    message = str(info.value)
+    assert message.startswith("exp.yaml: ")
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_missing_and_unparsable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [htlnet\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_defaults_fill_in_and_stores_live_under_workdir(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"workdir": str(tmp_path / "w")}))
+    config = load_config(path)
+    assert config.models == ("htlnet", "shared_bottom", "dnn")
+    assert config.tracking_uri == f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}"
+    assert config.optuna_storage.endswith("/w/optuna.db")

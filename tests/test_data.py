@@ -1,0 +1,156 @@
+"""Synthetic source, label chain, chronological split, encoders, and bad-input errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from htl.config import DataConfig
+from htl.data.features import OOV, FeatureEncoder
+from htl.data.labels import DataError, apply_chain
+from htl.data.prepare import FEATURES_FILE, prepare_splits, split_path
+from htl.data.schema import EventSchema
+from htl.data.sources import EVENTS_FILE, SCHEMA_FILE, ingest
+from htl.data.split import chronological_split
+from htl.data.synthetic import KUAIRAND_SCHEMA, KUAIRAND_TARGETS, kuairand_events
+
+SCHEMA = EventSchema(categorical=("user", "item"), chain=("click", "buy"), core="amount", time="ts")
+
+
+def frame(**overrides) -> pd.DataFrame:
+    n = 20
+    base = {
+        "user": np.arange(n) % 4,
+        "item": np.arange(n) % 5,
+        "ts": np.arange(n),
+        "click": np.r_[np.ones(10), np.zeros(10)],
+        "buy": np.r_[np.ones(5), np.zeros(15)],
+        "amount": np.r_[np.linspace(1, 5, 5), np.zeros(15)],
+    }
+    base.update(overrides)
+    return pd.DataFrame(base)
+
+
+def write_events(directory: Path, events: pd.DataFrame, schema: EventSchema = SCHEMA) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    events.to_parquet(directory / EVENTS_FILE, index=False)
+    schema.save(directory / SCHEMA_FILE)
+    return directory
+
+
+def test_synthetic_kuairand_matches_table1_rates_and_is_deterministic() -> None:
+    events = kuairand_events(60_000, seed=3)
+    assert events.equals(kuairand_events(60_000, seed=3))
+    assert not events.equals(kuairand_events(60_000, seed=4))
+    assert abs(events.click.mean() - KUAIRAND_TARGETS["click"]) < 0.1 * KUAIRAND_TARGETS["click"]
+    assert (
+        abs(events.long_view.mean() - KUAIRAND_TARGETS["long_view"])
+        < 0.1 * KUAIRAND_TARGETS["long_view"]
+    )
+    assert events.watch_time.mean() == pytest.approx(KUAIRAND_TARGETS["watch_time_mean"], rel=0.01)
+    assert events.watch_time.std() > 2 * events.watch_time.mean()  # heavy tail
+    assert (events.long_view <= events.click).all()
+    assert events.time_ms.is_monotonic_increasing
+    # the core depends on the chain: long views are watched far longer
+    means = events.groupby(["click", "long_view"]).watch_time.mean()
+    assert means[(1, 1)] > 2 * means[(1, 0)] > 2 * means[(0, 0)]
+
+
+def test_ingest_writes_events_and_schema(tmp_path: Path) -> None:
+    summary = ingest(DataConfig(rows=500), tmp_path / "events")
+    events = pd.read_parquet(tmp_path / "events" / EVENTS_FILE)
+    assert len(events) == 500 == summary["rows"]
+    assert EventSchema.load(tmp_path / "events" / SCHEMA_FILE) == KUAIRAND_SCHEMA
+
+
+def test_chain_violation_error_repair_drop() -> None:
+    events = frame(buy=np.r_[np.ones(5), np.zeros(14), [1.0]])  # row 19: buy=1, click=0
+    with pytest.raises(
+        DataError, match=r"1 rows break the chain; first at row 19: 'buy'=1 while 'click'=0"
+    ):
+        apply_chain(events, SCHEMA, "error", "events.parquet")
+    repaired, report = apply_chain(events, SCHEMA, "repair", "x")
+    assert report.violations == 1 and repaired.loc[19, "click"] == 1 and len(repaired) == 20
+    dropped, report = apply_chain(events, SCHEMA, "drop", "x")
+    assert report.rows_out == 19
+    assert dropped.equals(events.drop(index=19).reset_index(drop=True))
+
+
+def test_chronological_split_keeps_ties_together() -> None:
+    events = frame(
+        ts=np.r_[np.zeros(8), np.ones(8), np.full(4, 2)]
+    )  # 8 rows share ts 0, 8 share ts 1
+    parts = chronological_split(events, "ts", (0.5, 0.25, 0.25))
+    assert [len(p) for p in parts.values()] == [8, 8, 4]
+    assert (
+        parts["train"].ts.max()
+        < parts["valid"].ts.min()
+        <= parts["valid"].ts.max()
+        < parts["test"].ts.min()
+    )
+
+
+def test_encoder_fits_on_train_only_and_maps_unseen_to_oov() -> None:
+    train = pd.DataFrame({"user": ["a", "b", "b"], "item": [1, 2, 2]})
+    encoder = FeatureEncoder.fit(train, ["user", "item"], ("click",), "amount", min_count=2)
+    encoded = encoder.encode(pd.DataFrame({"user": ["b", "a", "zzz"], "item": [2, 1, 99]}))
+    assert encoded.dtypes.tolist() == [np.int32, np.int32]
+    assert encoded.user.tolist() == [1, OOV, OOV]  # 'a' is below min_count
+    assert encoded.item.tolist() == [1, OOV, OOV]
+    assert encoder.cardinalities == [2, 2]
+
+
+def test_prepare_splits_writes_encoded_splits(tmp_path: Path) -> None:
+    ingest(DataConfig(rows=2000), tmp_path / "events")
+    card = prepare_splits(tmp_path / "events", tmp_path / "splits", DataConfig())
+    sizes = {
+        s: len(pd.read_parquet(split_path(tmp_path / "splits", s)))
+        for s in ("train", "valid", "test")
+    }
+    assert sum(sizes.values()) == 2000 and sizes["train"] == 1600
+    train = pd.read_parquet(split_path(tmp_path / "splits", "train"))
+    encoder = FeatureEncoder.load(tmp_path / "splits" / FEATURES_FILE)
+    assert list(train.columns) == [*encoder.fields, "click", "long_view", "watch_time"]
+    assert all(train[f].dtype == np.int32 for f in encoder.fields)
+    assert train.watch_time.dtype == np.float32
+    assert card["splits"]["train"]["time_max"] <= card["splits"]["valid"]["time_min"]
+    assert (tmp_path / "splits" / "data_card.md").read_text().startswith("# Data card")
+
+
+@pytest.mark.parametrize(
+    ("events", "fragments"),
+    [
+        (frame().rename(columns={"click": "clik"}), ["missing column 'click'", "found 'clik'"]),
+        (frame(amount=np.r_[np.nan, np.ones(19)]), ["'amount'", "non-finite", "row 0: nan"]),
+        (frame(amount=np.r_[np.inf, np.ones(19)]), ["'amount'", "non-finite", "inf"]),
+        (frame(amount=np.r_[-3.0, np.ones(19)]), ["'amount' has negative value -3.0 at row 0"]),
+        (frame(click=["yes"] * 20), ["'click' has dtype", "expected numbers"]),
+        (frame(click=np.r_[2.0, np.ones(19)]), ["'click' has value 2.0 at row 0; expected 0 or 1"]),
+        (frame(buy=np.r_[np.ones(5), np.zeros(14), [1.0]]), ["break the chain"]),
+        (frame(amount=np.full(20, 2.0)), ["target 'amount' is constant"]),
+        (frame().head(2), ["split is empty"]),
+    ],
+)
+def test_bad_events_fail_clearly_and_write_nothing(
+    tmp_path: Path, events: pd.DataFrame, fragments: list[str]
+) -> None:
+    events_dir = write_events(tmp_path / "events", events)
+    with pytest.raises(DataError) as info:
+        prepare_splits(events_dir, tmp_path / "splits", DataConfig())
+    message = str(info.value)
+    assert str(events_dir / EVENTS_FILE) in message
+    for fragment in fragments:
+        assert fragment in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events"]  # no partial output
+
+
+def test_unreadable_events_file(tmp_path: Path) -> None:
+    events_dir = write_events(tmp_path / "events", frame())
+    (events_dir / EVENTS_FILE).write_text("not parquet")
+    with pytest.raises(DataError, match="cannot be read as Parquet"):
+        prepare_splits(events_dir, tmp_path / "splits", DataConfig())
+    with pytest.raises(DataError, match="file not found"):
+        prepare_splits(tmp_path / "nowhere", tmp_path / "splits", DataConfig())

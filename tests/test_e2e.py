@@ -1,0 +1,167 @@
+"""The whole DAG through kfp.local on a tiny dataset, run as a user runs it, then every artifact."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from htl.config import load_config
+from htl.metrics import higher_is_better
+
+HTL = str(Path(sys.executable).with_name("htl"))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from conftest import write_config
+
+    directory = tmp_path_factory.mktemp("e2e")
+    config_path = write_config(directory)
+    proc = subprocess.run(
+        [HTL, "run", "--config", str(config_path), "--run-name", "e2e-run"],
+        capture_output=True,
+        text=True,
+        cwd=directory,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    config = load_config(config_path)
+    runs = list((Path(config.workdir) / "pipeline_root").glob("htl-training-*"))
+    assert len(runs) == 1
+    return {"config": config, "root": runs[0], "stderr": proc.stderr}
+
+
+def one(root: Path, pattern: str) -> list[Path]:
+    return sorted(root.glob(pattern))
+
+
+def test_cli_says_where_the_report_and_ui_are(finished_run: dict) -> None:
+    stderr = finished_run["stderr"]
+    assert "report:" in stderr and "make mlflow-ui" in stderr
+    report = Path(stderr.split("report:")[1].split()[0])
+    assert report.read_text().startswith("# tiny: test results")
+
+
+def test_ingest_and_splits(finished_run: dict) -> None:
+    root, config = finished_run["root"], finished_run["config"]
+    events = pd.read_parquet(root / "ingest" / "events" / "events.parquet")
+    assert len(events) == config.data.rows
+    schema = json.loads((root / "ingest" / "events" / "schema.json").read_text())
+    assert schema["chain"] == ["click", "long_view"] and schema["core"] == "watch_time"
+    splits = root / "labels-split" / "splits"
+    sizes = {s: len(pd.read_parquet(splits / f"{s}.parquet")) for s in ("train", "valid", "test")}
+    assert sizes == {"train": 2400, "valid": 300, "test": 300}
+    features = json.loads((splits / "features.json").read_text())
+    train = pd.read_parquet(splits / "train.parquet")
+    assert list(train.columns) == [*features["fields"], "click", "long_view", "watch_time"]
+    for field, card in zip(features["fields"], features["cardinalities"], strict=False):
+        assert train[field].min() >= 0 and train[field].max() < card
+    assert (splits / "data_card.md").is_file()
+
+
+def test_hpo_params(finished_run: dict) -> None:
+    params = finished_run["root"] / "hpo" / "best_params"
+    for model in finished_run["config"].models:
+        best = json.loads((params / f"{model}.json").read_text())
+        assert best["model"] == model and best["params"]["epochs"] == 2
+        assert best["best_valid_nrmse"] > 0 and best["tuned"]
+
+
+def test_models_and_metrics_per_job(finished_run: dict) -> None:
+    root, config = finished_run["root"], finished_run["config"]
+    specs = [json.loads(p.read_text()) for p in one(root, "for-loop-*/train/model/model.json")]
+    assert sorted((s["model"], s["seed"]) for s in specs) == sorted(
+        (m, s) for m in config.models for s in config.seeds
+    )
+    assert len(one(root, "for-loop-*/train/model/model.pt")) == 6
+    records = [
+        json.loads(p.read_text()) for p in one(root, "for-loop-*/evaluate/results/metrics.json")
+    ]
+    assert len(records) == 6
+    for record in records:
+        m = record["metrics"]
+        assert record["rows"] == 300
+        for task in ("click", "long_view"):
+            assert 0 <= m[f"{task}/auc"] <= 1 and 0 < m[f"{task}/logloss"] < 5
+        assert 0 < m["watch_time/nrmse"] < 5 and 0 < m["watch_time/nmae"] < 5
+        assert -1 <= m["watch_time/spearman"] <= 1 and -1 <= m["watch_time/gini"] <= 1
+    predictions = pd.read_parquet(one(root, "for-loop-*/evaluate/results/predictions.parquet")[0])
+    assert len(predictions) == 300 and predictions["pred_click"].between(0, 1).all()
+
+
+def test_report(finished_run: dict) -> None:
+    report_dir = finished_run["root"] / "significance" / "report"
+    results = json.loads((report_dir / "results.json").read_text())
+    assert set(results["summary"]) == {"htlnet", "shared_bottom", "dnn"}
+    assert all(v["n"] == 2 for s in results["summary"].values() for v in s.values())
+    metrics = {c["metric"] for c in results["comparisons"]}
+    assert {"click/auc", "watch_time/nrmse", "watch_time/gini"} <= metrics
+    assert all(higher_is_better(m) is not None for m in metrics)
+    assert all(
+        c["baseline"] != "htlnet" and (c["p"] is None or 0 <= c["p"] <= 1)
+        for c in results["comparisons"]
+    )
+    markdown = (finished_run["root"] / "significance" / "report_markdown").read_text()
+    assert "| click | AUC ↑ |" in markdown and "| watch_time | NRMSE ↓ |" in markdown
+    assert (report_dir / "results.csv").read_text().startswith("model,metric,mean,std,n")
+
+
+def test_mlflow_runs_and_registry(finished_run: dict) -> None:
+    config = finished_run["config"]
+    mlflow.set_tracking_uri(config.tracking_uri)
+    client = MlflowClient(config.tracking_uri, config.tracking_uri)
+    experiment = client.get_experiment_by_name("tiny")
+    assert experiment.artifact_location.startswith("file://")
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'e2e-run'")
+    assert parent.info.status == "FINISHED" and parent.data.params["data.rows"] == "3000"
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    names = sorted(r.info.run_name for r in children)
+    expected = ["evaluate/" + f"{m}/seed{s}" for m in config.models for s in config.seeds]
+    expected += ["train/" + f"{m}/seed{s}" for m in config.models for s in config.seeds]
+    assert names == sorted(["ingest", "labels_split", "hpo", "significance", "register", *expected])
+    train_run = next(r for r in children if r.info.run_name == "train/htlnet/seed0")
+    history = client.get_metric_history(train_run.info.run_id, "valid/watch_time/nrmse")
+    assert 1 <= len(history) <= 2 and all(math.isfinite(h.value) for h in history)
+
+    version = client.get_model_version_by_alias("tiny-model", "challenger")
+    assert int(version.version) == 1 and version.tags["model"] == "htlnet"
+    model = mlflow.pyfunc.load_model("models:/tiny-model@challenger")
+    events = pd.read_parquet(finished_run["root"] / "ingest" / "events" / "events.parquet").head(4)
+    out = model.predict(events.drop(columns=["click", "long_view", "watch_time", "time_ms"]))
+    assert list(out.columns) == ["click", "long_view", "watch_time"] and len(out) == 4
+    assert out["click"].between(0, 1).all()
+
+
+def test_bad_config_stops_before_any_step(tmp_path: Path) -> None:
+    from conftest import write_config
+
+    config_path = write_config(tmp_path, {"models": ["htlnet", "mmoe_typo"]})
+    proc = subprocess.run(
+        [HTL, "run", "--config", str(config_path)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown model 'models[1]: mmoe_typo'" in lines[0]
+    assert str(config_path) in lines[0]
+    assert not (tmp_path / "work").exists()  # nothing ran, nothing written
+    missing = subprocess.run(
+        [HTL, "run", "--config", "nope.yaml"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert missing.returncode == 2 and "nope.yaml: config file not found" in missing.stderr
+    typo = write_config(tmp_path, {"train": {"epochz": 3}}, name="typo.yaml")
+    proc = subprocess.run(
+        [HTL, "run", "--config", str(typo)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 2 and "did you mean 'train.epochs'" in proc.stderr
+    assert yaml.safe_load(typo.read_text())["train"] == {"epochz": 3}
