@@ -7,6 +7,7 @@ the DAG; `--parent` attaches its MLflow run to an existing pipeline run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -114,9 +115,11 @@ def _register(a: argparse.Namespace) -> object:
 
 
 def run_handler(args: argparse.Namespace) -> int:
-    """Run a parsed command; a user mistake is one line on stderr and exit code 2."""
+    """Run a parsed command: its result as JSON on stdout, a user mistake as one line on stderr
+    and exit code 2."""
     try:
-        result = args.handler(args)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON result only
+            result = args.handler(args)
     except USER_ERRORS as exc:
         print(f"htl: error: {exc}", file=sys.stderr)
         return 2

@@ -84,7 +84,10 @@ def load_split(
     frame = pd.read_parquet(split_path(splits_dir, name))
     x = torch.from_numpy(frame[encoder.fields].to_numpy(dtype=np.int32, copy=True)).to(device)
     tasks = (*encoder.chain, encoder.core)
-    y = {t: torch.from_numpy(frame[t].to_numpy(dtype=np.float32)).to(device) for t in tasks}
+    y = {
+        t: torch.from_numpy(frame[t].to_numpy(dtype=np.float32, copy=True)).to(device)
+        for t in tasks
+    }
     return SplitTensors(x, y)
 
 
