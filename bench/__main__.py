@@ -1,5 +1,34 @@
-"""Run every benchmark and print its table; figures go to docs/performance.md by hand."""
+"""`make bench`: every benchmark, each a side-by-side measurement in one run.
 
-from bench.train_throughput import main
+python -m bench [--device auto|cpu|cuda] [--rows N] [--batch-size B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from bench import gradient_overhead, train_throughput
+from htl.train import resolve_device
+
+log = logging.getLogger("bench")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=2048)
+    parser.add_argument("--rounds", type=int, default=5, help="gradient bench: timed rounds")
+    parser.add_argument("--steps", type=int, default=20, help="gradient bench: steps per round")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("htl").setLevel(logging.WARNING)  # per-epoch lines are noise here
+    device = resolve_device(args.device)
+    result = gradient_overhead.run(args.rows, args.batch_size, args.rounds, args.steps, device)
+    log.info("%s\n", gradient_overhead.report(result, args.batch_size, device))
+    rates = train_throughput.run(args.rows, args.batch_size, 2, device)
+    log.info("%s", train_throughput.report(rates, int(args.rows * 0.8), args.batch_size, device))
+
 
 main()

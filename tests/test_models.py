@@ -119,7 +119,7 @@ def test_algorithm1_equals_dense_reference(case: str) -> None:
     if case == "clip_low":
         grads = grads * 1e6  # ratio far below 1/C
     for alpha, gamma, clip in [(0.5, 0.5, 100.0), (1.0, 1.0, 5.0), (0.3, 0.9, 1.0)]:
-        got = algorithm1(grads, core, alpha, gamma, clip)
+        got, _ = algorithm1(grads, core, alpha, gamma, clip)
         torch.testing.assert_close(
             got, dense_algorithm1(grads, core, alpha, gamma, clip), rtol=1e-10, atol=1e-10
         )
@@ -129,9 +129,9 @@ def test_algorithm1_reduces_to_plain_sum_and_c1_disables_magnitude() -> None:
     g = torch.Generator().manual_seed(2)
     core = torch.randn(20, generator=g, dtype=torch.float64)
     grads = torch.randn(2, 20, generator=g, dtype=torch.float64)
-    torch.testing.assert_close(algorithm1(grads, core, 0.0, 0.0, 100.0), core + grads.sum(0))
-    projected_only = algorithm1(grads, core, 0.7, 0.0, 100.0)
-    torch.testing.assert_close(algorithm1(grads, core, 0.7, 0.8, 1.0), projected_only)
+    torch.testing.assert_close(algorithm1(grads, core, 0.0, 0.0, 100.0)[0], core + grads.sum(0))
+    projected_only = algorithm1(grads, core, 0.7, 0.0, 100.0)[0]
+    torch.testing.assert_close(algorithm1(grads, core, 0.7, 0.8, 1.0)[0], projected_only)
 
 
 def test_htl_gradient_sets_algorithm1_on_shared_and_plain_grads_elsewhere() -> None:
@@ -147,14 +147,14 @@ def test_htl_gradient_sets_algorithm1_on_shared_and_plain_grads_elsewhere() -> N
         torch.autograd.grad(loss, shared[0], retain_graph=True)[0].reshape(-1)
         for loss in losses.values()
     ]
-    expected = algorithm1(torch.stack(per_task[:-1]), per_task[-1], 0.5, 0.5, 100.0)
+    expected, _ = algorithm1(torch.stack(per_task[:-1]), per_task[-1], 0.5, 0.5, 100.0)
     model.zero_grad()
-    HtlGradient(0.5, 0.5, 100.0).backward(losses, shared)
+    HtlGradient(0.5, 0.5, 100.0).backward(losses, shared, None)
     torch.testing.assert_close(model.embedding.weight.grad.reshape(-1), expected)
     htl_head = model.heads[0].weight.grad.clone()
 
     model.zero_grad()
-    SummedGradient().backward(task_losses(model(x), y, tasks), shared)
+    SummedGradient().backward(task_losses(model(x), y, tasks), shared, None)
     torch.testing.assert_close(model.heads[0].weight.grad, htl_head)  # towers: plain gradient
     assert not torch.allclose(model.embedding.weight.grad.reshape(-1), expected)
 

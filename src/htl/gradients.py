@@ -1,10 +1,17 @@
 """Gradient strategies: turn per-task losses into `.grad` on every parameter.
 
-`none` is the plain summed gradient. `htl` is HTLNet's Algorithm 1 on the table-space gradient
-of the shared parameters θ_s (model-spec §1.3, A8, A10): each binary task's gradient is
-partially projected off G_core when they conflict (α), then rescaled towards ‖G_core‖
-(γ, clip C); G_core itself is never changed. L2 (Adam's coupled weight decay) is added after,
-by the optimiser.
+`none` is the plain summed gradient. `htl` is HTLNet's Algorithm 1 on the gradient of the
+shared parameters θ_s (model-spec §1.3, A8, A10): each binary task's gradient is partially
+projected off G_core when they conflict (α), then rescaled towards ‖G_core‖ (γ, clip C);
+G_core itself is never changed. L2 (Adam's coupled weight decay) is added after, by the
+optimiser. Norms and dot products are global over θ_s flattened into one vector.
+
+Two exact ways to get the per-task gradients:
+- the reference: T+1 `autograd.grad(L_t, θ_s)` passes; any θ_s, any architecture;
+- the fast path (model-spec §6.1): when the model hands each tower its own detached copy of
+  the embedding output (a `SharedCut`, valid under Eq. 15's stop-gradients), one backward of
+  the summed loss gives every ∂L_t/∂e; summing those per table row gives the table-space
+  gradients with the same accumulation order as the embedding's own backward.
 """
 
 from __future__ import annotations
@@ -18,49 +25,113 @@ from torch import nn
 EPS = 1e-12
 
 
+@dataclass(frozen=True)
+class GradientOptions:
+    """The gradient strategy of a model with shared parameters (a base of its options)."""
+
+    gradient: str = "none"  # none | htl
+    alpha: float = 0.5  # relax factor of the projection (Eq. 16)
+    gamma: float = 0.5  # relax factor of the magnitude step (Eq. 17)
+    clip: float = 100.0  # C: the magnitude ratio is clipped to [1/C, C]
+    gradient_space: str = "table"  # table | output (ablation, model-spec A8)
+    gradient_impl: str = "fast"  # fast | reference (T+1 autograd passes)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "gradient": self.gradient in STRATEGIES,
+            "alpha": 0 <= self.alpha <= 1,
+            "gamma": 0 <= self.gamma <= 1,
+            "clip": self.clip >= 1,
+            "gradient_space": self.gradient_space in ("table", "output"),
+            "gradient_impl": self.gradient_impl in ("fast", "reference"),
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"option {name}={getattr(self, name)!r} is out of range")
+
+
+@dataclass(frozen=True)
+class SharedCut:
+    """What a model exposes for the single-backward path: the table, the looked-up rows and,
+    per task, the detached copy of the embedding output that task's tower read."""
+
+    weight: nn.Parameter  # [M, D]
+    rows: torch.Tensor  # [B, m] global row indices
+    output: torch.Tensor  # [B, m*D], the lookup itself (still attached to `weight`)
+    inputs: list[torch.Tensor]  # per task, a detached copy of `output` (requires_grad)
+
+
 class GradientStrategy(Protocol):
-    def backward(self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter]) -> None:
-        """Set `.grad` on every parameter that the losses reach; the core loss comes last."""
+    def backward(
+        self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter], cut: SharedCut | None
+    ) -> torch.Tensor | None:
+        """Set `.grad` on every parameter the losses reach (core loss last). Returns the
+        per-task shared-gradient norms [T+1, 2] (before, after) when it knows them."""
 
 
 class SummedGradient:
     """Plain multi-task training: backward of the summed losses."""
 
-    def backward(self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter]) -> None:
-        torch.stack(list(losses.values())).sum().backward()
+    def backward(
+        self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter], cut: SharedCut | None
+    ) -> torch.Tensor | None:
+        _total(losses).backward()
+        if cut is None:
+            return None
+        cut.output.backward(torch.stack([e.grad for e in cut.inputs]).sum(0))
+        norms = table_grads(cut).flatten(1).norm(dim=1)  # for Fig. 5's "without" curve
+        return torch.stack([norms, norms], 1)
 
 
 @dataclass(frozen=True)
 class HtlGradient:
-    """Algorithm 1 with T+1 autograd passes over θ_s (the exact reference form)."""
+    """Algorithm 1; the fast path when the model offers a cut and `impl` allows it."""
 
     alpha: float
     gamma: float
     clip: float
+    space: str = "table"
+    impl: str = "fast"
 
-    def backward(self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter]) -> None:
-        per_task = [
-            _flat(torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True), shared)
-            for loss in losses.values()
-        ]
-        torch.stack(list(losses.values())).sum().backward()
-        combined = algorithm1(
-            torch.stack(per_task[:-1]), per_task[-1], self.alpha, self.gamma, self.clip
-        )
-        offset = 0
-        for p in shared:
-            n = p.numel()
-            p.grad = combined[offset : offset + n].view_as(p).clone()
-            offset += n
+    def backward(
+        self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter], cut: SharedCut | None
+    ) -> torch.Tensor:
+        if cut is not None and self.impl == "fast":
+            return self._fast(losses, cut)
+        if cut is not None and self.space == "output":
+            raise ValueError("gradient_space 'output' needs the fast path (gradient_impl: fast)")
+        per_task = torch.stack(reference_task_grads(losses, shared))
+        _total(losses).backward()
+        combined, norms = algorithm1(per_task[:-1], per_task[-1], self.alpha, self.gamma, self.clip)
+        _assign(shared, combined)
+        return norms
+
+    def _fast(self, losses: dict[str, torch.Tensor], cut: SharedCut) -> torch.Tensor:
+        _total(losses).backward()  # towers, LEU, IFU: their plain gradients; e_t.grad per task
+        if self.space == "output":
+            per_task = torch.stack([e.grad.reshape(-1) for e in cut.inputs])
+            combined, norms = algorithm1(
+                per_task[:-1], per_task[-1], self.alpha, self.gamma, self.clip
+            )
+            cut.output.backward(combined.view_as(cut.output))
+            return norms
+        unique, inverse = torch.unique(cut.rows.reshape(-1), return_inverse=True)
+        per_task = _rows_grads(cut, unique, inverse).flatten(1)
+        combined, norms = algorithm1(per_task[:-1], per_task[-1], self.alpha, self.gamma, self.clip)
+        grad = torch.zeros_like(cut.weight)
+        grad[unique] = combined.view(len(unique), -1)
+        cut.weight.grad = grad
+        return norms
 
 
 def algorithm1(
     task_grads: torch.Tensor, core_grad: torch.Tensor, alpha: float, gamma: float, clip: float
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """G_s = G_core + Σ_t s_t·(G_t − c_t·G_core) for task_grads [T, P] and core_grad [P].
 
     c_t = α·(G_t·G_core)/‖G_core‖² when G_t·G_core < 0 (else 0); s_t = γ·w_t + 1 − γ with
     w_t = clip(‖G_core‖ / ‖G_t after projection‖, 1/C, C). Vectorised, no host sync.
+    Also returns each task's norm before and after, [T+1, 2], the core last.
     """
     core_sq = core_grad.dot(core_grad)
     dots = task_grads @ core_grad
@@ -69,23 +140,74 @@ def algorithm1(
     projected = task_grads - coef.unsqueeze(1) * core_grad
     ratio = core_sq.sqrt() / (projected.norm(dim=1) + EPS)
     scale = gamma * ratio.clamp(1.0 / clip, clip) + 1.0 - gamma
-    return core_grad + (scale.unsqueeze(1) * projected).sum(0)
+    adjusted = scale.unsqueeze(1) * projected
+    core_norm = core_sq.sqrt().reshape(1)
+    norms = torch.stack(
+        [
+            torch.cat([task_grads.norm(dim=1), core_norm]),
+            torch.cat([adjusted.norm(dim=1), core_norm]),
+        ],
+        1,
+    )
+    return core_grad + adjusted.sum(0), norms
+
+
+def reference_task_grads(
+    losses: dict[str, torch.Tensor], shared: list[nn.Parameter]
+) -> list[torch.Tensor]:
+    """Per-task gradients of θ_s, flattened: T+1 full autograd passes (the test reference)."""
+    return [
+        _flat(torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True), shared)
+        for loss in losses.values()
+    ]
+
+
+def table_grads(cut: SharedCut) -> torch.Tensor:
+    """Per-task table-space gradients [T+1, M, D] from a cut whose inputs have `.grad`."""
+    unique, inverse = torch.unique(cut.rows.reshape(-1), return_inverse=True)
+    compact = _rows_grads(cut, unique, inverse)
+    full = compact.new_zeros(len(cut.inputs), *cut.weight.shape)
+    full[:, unique] = compact
+    return full
+
+
+def _rows_grads(cut: SharedCut, unique: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    """[T+1, U, D]: each task's ∂L_t/∂e summed per looked-up table row (occurrence order)."""
+    dim = cut.weight.shape[1]
+    out = cut.weight.new_zeros(len(cut.inputs), len(unique), dim)
+    for t, e in enumerate(cut.inputs):
+        out[t].index_add_(0, inverse, e.grad.reshape(-1, dim))
+    return out
+
+
+def _total(losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.stack(list(losses.values())).sum()
+
+
+def _assign(params: list[nn.Parameter], flat: torch.Tensor) -> None:
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
 
 
 def _flat(grads: tuple[torch.Tensor | None, ...], params: list[nn.Parameter]) -> torch.Tensor:
     return torch.cat(
         [
             (g if g is not None else torch.zeros_like(p)).reshape(-1)
-            for g, p in zip(grads, params, strict=False)
+            for g, p in zip(grads, params, strict=True)
         ]
     )
 
 
+STRATEGIES = ("none", "htl")
+
+
 def strategy_for(options: object) -> GradientStrategy:
-    """The strategy a model's options ask for (`gradient`, with α, γ, C); default `none`."""
-    name = getattr(options, "gradient", "none")
-    if name == "htl":
-        return HtlGradient(options.alpha, options.gamma, options.clip)
-    if name == "none":
+    """The strategy a model's options ask for; models without gradient options use `none`."""
+    if not isinstance(options, GradientOptions) or options.gradient == "none":
         return SummedGradient()
-    raise ValueError(f"unknown gradient strategy '{name}'; expected 'none' or 'htl'")
+    return HtlGradient(
+        options.alpha, options.gamma, options.clip, options.gradient_space, options.gradient_impl
+    )

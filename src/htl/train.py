@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from htl.data.features import FeatureEncoder
 from htl.data.prepare import FEATURES_FILE, split_path
-from htl.gradients import strategy_for
+from htl.gradients import GradientStrategy, strategy_for
 from htl.losses import predictions, task_losses
 from htl.metrics import evaluate_predictions
 from htl.models.base import DEFAULT_TOWER, MultiTaskModel
@@ -112,6 +112,23 @@ def score(model: MultiTaskModel, data: SplitTensors) -> dict[str, float]:
     return evaluate_predictions(targets, to_np, model.tasks)
 
 
+def train_step(
+    model: MultiTaskModel,
+    optimizer: torch.optim.Optimizer,
+    strategy: GradientStrategy,
+    shared: list[torch.nn.Parameter],
+    x: torch.Tensor,
+    y: dict[str, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One optimiser step; returns the detached per-task losses and the gradient norms."""
+    outputs, cut = model.forward_train(x)
+    losses = task_losses(outputs, y, model.tasks)
+    optimizer.zero_grad(set_to_none=True)
+    norms = strategy.backward(losses, shared, cut)
+    optimizer.step()
+    return torch.stack(list(losses.values())).detach(), norms
+
+
 def fit(
     model: MultiTaskModel,
     train: SplitTensors,
@@ -138,17 +155,16 @@ def fit(
         model.train()
         order = torch.randperm(n, device=device, generator=generator)
         loss_sum = torch.zeros(len(model.tasks.names), device=device)
+        norm_sum: torch.Tensor | None = None  # [T+1, 2] shared-gradient norms, before/after
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", leave=False, disable=not progress)
         for i in bar:
             idx = order[i * params.batch_size : (i + 1) * params.batch_size]
             model.on_train_step(step)
-            losses = task_losses(
-                model(train.x[idx]), {k: v[idx] for k, v in train.y.items()}, model.tasks
-            )
-            optimizer.zero_grad(set_to_none=True)
-            strategy.backward(losses, shared)
-            optimizer.step()
-            loss_sum += torch.stack(list(losses.values())).detach()
+            y = {k: v[idx] for k, v in train.y.items()}
+            losses, norms = train_step(model, optimizer, strategy, shared, train.x[idx], y)
+            loss_sum += losses
+            if norms is not None:
+                norm_sum = norms.detach() if norm_sum is None else norm_sum + norms.detach()
             step += 1
         train_losses = (loss_sum / steps_per_epoch).tolist()
         valid_metrics = score(model, valid)
@@ -157,6 +173,11 @@ def fit(
             **{f"train_loss/{k}": v for k, v in zip(model.tasks.names, train_losses, strict=False)},
         }
         record.update({f"valid/{k}": v for k, v in valid_metrics.items()})
+        if norm_sum is not None:  # Fig. 5: mean per-step magnitude of each task's shared gradient
+            means = (norm_sum / steps_per_epoch).tolist()
+            for name, (before, after) in zip(model.tasks.names, means, strict=True):
+                record[f"grad_norm/{name}/before"] = before
+                record[f"grad_norm/{name}/after"] = after
         history.append(record)
         if on_epoch:
             on_epoch(epoch, record)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from htl.gradients import SharedCut
 from htl.tasks import TaskSpec
 
 DEFAULT_TOWER = (128, 64, 32)
@@ -45,6 +46,11 @@ class MultiTaskModel(nn.Module):
     def shared_parameters(self) -> list[nn.Parameter]:
         """θ_s: the parameters every task's loss reaches (the gradient strategy works on these)."""
         return []
+
+    def forward_train(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], SharedCut | None]:
+        """Training forward: outputs, plus a `SharedCut` when the model supports the
+        single-backward gradient path (HTLNet with stop-gradients)."""
+        return self(x), None
 
     def on_train_step(self, step: int) -> None:
         """Called by the engine before each optimiser step (schedules such as HTLNet's τ)."""

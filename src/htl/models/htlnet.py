@@ -13,50 +13,47 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from htl.gradients import GradientOptions, SharedCut
 from htl.models.base import MultiTaskModel
 from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
 
 
 @dataclass(frozen=True)
-class HTLNetOptions:
-    """Architecture switches (ablations of Tables 3-5, Fig. 4) and Algorithm 1's settings."""
+class HTLNetOptions(GradientOptions):
+    """Architecture switches (ablations of Tables 3-5, Fig. 4) and Algorithm 1's settings
+    (inherited: gradient, alpha, gamma, clip, gradient_space, gradient_impl)."""
 
+    gradient: str = "htl"  # Algorithm 1 on; "none" is "w/o optimization"
     label_dim: int = 10  # L_d
     tau_start: float = 10.0
     tau_decay_steps: float = 10_000.0  # τ_d: τ halves every τ_d optimiser steps
     tau_staircase: bool = False
+    tau_min: float = 0.0  # floor for τ; 0 = none (model-spec A2)
     leu_noise: str = "none"  # none | logistic (binary Gumbel-softmax, training only)
-    ifu_op: str = "attention"  # attention | concat
+    ifu_op: str = "attention"  # attention | concat (Fig. 4)
     stop_gradient: bool = True  # Eq. 15
-    use_leu: bool = True
-    use_rep_ifu: bool = True
-    gradient: str = "htl"  # none | htl (Algorithm 1)
-    alpha: float = 0.5  # relax factor of the projection (Eq. 16)
-    gamma: float = 0.5  # relax factor of the magnitude step (Eq. 17)
-    clip: float = 100.0  # C: the magnitude ratio is clipped to [1/C, C]
+    use_leu: bool = True  # False: "w/o label embedding" (Table 4)
+    use_rep_ifu: bool = True  # False: "w/o representation" (Table 4)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         checks = {
             "leu_noise": self.leu_noise in ("none", "logistic"),
             "ifu_op": self.ifu_op in ("attention", "concat"),
-            "gradient": self.gradient in ("none", "htl"),
             "label_dim": self.label_dim >= 1,
             "tau_start": self.tau_start > 0,
             "tau_decay_steps": self.tau_decay_steps > 0,
-            "alpha": 0 <= self.alpha <= 1,
-            "gamma": 0 <= self.gamma <= 1,
-            "clip": self.clip >= 1,
+            "tau_min": 0 <= self.tau_min <= self.tau_start,
         }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(f"HTLNet option {name}={getattr(self, name)!r} is out of range")
+                raise ValueError(f"option {name}={getattr(self, name)!r} is out of range")
 
     def tau(self, step: int) -> float:
-        """τ = τ0 · 0.5^(step/τ_d), continuous by default (model-spec A2)."""
-        exponent = (
-            step // self.tau_decay_steps if self.tau_staircase else step / self.tau_decay_steps
-        )
-        return self.tau_start * 0.5**exponent
+        """τ = max(τ0 · 0.5^(step/τ_d), τ_min); continuous by default (model-spec A2)."""
+        steps = self.tau_decay_steps
+        exponent = step // steps if self.tau_staircase else step / steps
+        return max(self.tau_start * 0.5**exponent, self.tau_min)
 
 
 class InformationFusion(nn.Module):
@@ -132,9 +129,24 @@ class HTLNet(MultiTaskModel):
         table = self.label_tables[t]
         return p * table[1] + (1 - p) * table[0]
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward_train(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], SharedCut | None]:
+        """With Eq. 15 on, each tower reads its own detached copy of e (exact, §6.1)."""
         o: HTLNetOptions = self.options
+        if not (o.stop_gradient and o.gradient_impl == "fast"):
+            return self(x), None
+        rows = self.embedding.rows(x)
+        e = nn.functional.embedding(rows, self.embedding.weight).flatten(1)
+        inputs = [e.detach().requires_grad_(True) for _ in self.tasks.names]
+        outputs = self._towers(inputs)
+        return outputs, SharedCut(self.embedding.weight, rows, e, inputs)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         e = self.embedding(x)
+        return self._towers([e] * len(self.tasks.names))
+
+    def _towers(self, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Eq. 6: tower t reads concat(IFU_rep, IFU_label, e_t); inputs[t] is tower t's e."""
+        o: HTLNetOptions = self.options
         reps: list[torch.Tensor] = []
         labels: list[torch.Tensor] = []
         outputs: dict[str, torch.Tensor] = {}
@@ -144,7 +156,7 @@ class HTLNet(MultiTaskModel):
                 parts.append(self.rep_fusion[t - 1](torch.stack(reps, 1)))
             if t > 0 and o.use_leu:
                 parts.append(self.label_fusion[t - 1](torch.stack(labels, 1)))
-            rep = self.first_layers[t](torch.cat([*parts, e], dim=1))
+            rep = self.first_layers[t](torch.cat([*parts, inputs[t]], dim=1))
             out = squeeze_head(self.heads[t](self.rest[t](rep)))
             outputs[name] = out
             if name != self.tasks.core:

@@ -30,10 +30,13 @@ class FusedEmbedding(nn.Module):
     def output_dim(self) -> int:
         return self.num_fields * self.dim
 
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, m] field indices -> [B, m] rows of the fused table."""
+        return x.long() + self.offsets
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """[B, m] int field indices -> [B, m*D] concatenated embeddings."""
-        rows = x.long() + self.offsets
-        return nn.functional.embedding(rows, self.weight).flatten(1)
+        return nn.functional.embedding(self.rows(x), self.weight).flatten(1)
 
 
 def mlp(input_dim: int, dims: Sequence[int]) -> nn.Sequential:

@@ -7,17 +7,23 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from htl.gradients import GradientOptions
 from htl.models.base import MultiTaskModel
 from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
 
 
 @dataclass(frozen=True)
-class SharedBottomOptions:
-    """How many of the tower's hidden layers are shared (model-spec §2.8: [128, 64] | [32])."""
+class SharedBottomOptions(GradientOptions):
+    """How many of the tower's hidden layers are shared (model-spec §2.8: [128, 64] | [32]).
+
+    With `gradient: htl` this is the paper's "HTLNet w/o Architecture": Algorithm 1 on
+    θ_s = embedding + bottom (model-spec A9), by the T+1-pass reference path.
+    """
 
     bottom_layers: int = 2
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.bottom_layers < 1:
             raise ValueError(f"bottom_layers must be >= 1, got {self.bottom_layers}")
 
