@@ -34,8 +34,14 @@ lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP)  ## performance benchmarks (ratios measured side by side)
-	$(BIN)/python -m bench
+PEERS := .bench-peers
+
+$(PEERS)/.installed: bench/requirements-peers.txt
+	$(BIN)/python -m pip install --quiet --no-deps --target $(PEERS) -r bench/requirements-peers.txt
+	touch $@
+
+bench: $(STAMP) $(PEERS)/.installed  ## performance benchmarks (ratios measured side by side)
+	PYTHONPATH=$(PEERS) $(BIN)/python -m bench
 
 compile: $(STAMP)  ## write the compiled pipeline YAML to build/pipeline.yaml
 	$(BIN)/htl compile --config $(CONFIG) --output build/pipeline.yaml

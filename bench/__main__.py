@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bench import gradient_overhead, train_throughput
+from bench import gradient_overhead, peers, train_throughput
 from htl.train import resolve_device
 
 log = logging.getLogger("bench")
@@ -28,7 +28,12 @@ def main() -> None:
     result = gradient_overhead.run(args.rows, args.batch_size, args.rounds, args.steps, device)
     log.info("%s\n", gradient_overhead.report(result, args.batch_size, device))
     rates = train_throughput.run(args.rows, args.batch_size, 2, device)
-    log.info("%s", train_throughput.report(rates, int(args.rows * 0.8), args.batch_size, device))
+    log.info("%s\n", train_throughput.report(rates, int(args.rows * 0.8), args.batch_size, device))
+    if peers.available():
+        result = peers.run(args.rows, args.batch_size, 3)
+        log.info("%s", peers.report(result, int(args.rows * 0.8), args.batch_size))
+    else:
+        log.info("peers: torch-rechub / DeepCTR-Torch not importable; `make bench` installs them")
 
 
 main()

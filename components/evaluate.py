@@ -1,12 +1,11 @@
 """evaluate: a trained model on the test split -> predictions, metrics JSON and KFP Metrics."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from components.images import CPU_IMAGE
+from components.images import cpu_component
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@cpu_component
 def evaluate(
     config: dict,
     job: dict,

@@ -1,12 +1,11 @@
 """hpo: Optuna search per model; best params per model, and the (model, seed) training jobs."""
 
-from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
 
-from components.images import GPU_IMAGE
+from components.images import gpu_component
 
 
-@dsl.component(base_image=GPU_IMAGE)
+@gpu_component
 def hpo(
     config: dict, parent_run_id: str, splits: Input[Dataset], best_params: Output[Artifact]
 ) -> list[dict]:

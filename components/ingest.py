@@ -1,12 +1,11 @@
 """ingest: configured source -> events (Parquet + schema.json); opens the MLflow pipeline run."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Output
 
-from components.images import CPU_IMAGE
+from components.images import cpu_component
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@cpu_component
 def ingest(config: dict, run_name: str, events: Output[Dataset]) -> str:
     """Returns the MLflow parent run id that every later step nests under."""
     from htl.config import config_from_dict

@@ -1,12 +1,11 @@
 """labels_split: events -> hybrid labels, chronological splits, encoders fit on train."""
 
-from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
-from components.images import CPU_IMAGE
+from components.images import cpu_component
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@cpu_component
 def labels_split(
     config: dict, parent_run_id: str, events: Input[Dataset], splits: Output[Dataset]
 ) -> None:

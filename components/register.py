@@ -1,12 +1,11 @@
 """register: the configured model's best seed -> MLflow registry, with its alias."""
 
-from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model
 
-from components.images import CPU_IMAGE
+from components.images import cpu_component
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@cpu_component
 def register(
     config: dict,
     parent_run_id: str,

@@ -1,12 +1,11 @@
 """significance: every (model, seed) metric record -> mean ± std, t-tests, the report."""
 
-from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 
-from components.images import CPU_IMAGE
+from components.images import cpu_component
 
 
-@dsl.component(base_image=CPU_IMAGE)
+@cpu_component
 def significance(
     config: dict,
     parent_run_id: str,

@@ -1,12 +1,11 @@
 """train: one (model, seed) job with the params HPO chose -> model directory."""
 
-from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
-from components.images import GPU_IMAGE
+from components.images import gpu_component
 
 
-@dsl.component(base_image=GPU_IMAGE)
+@gpu_component
 def train(
     config: dict,
     job: dict,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from htl.config import ExperimentConfig, config_to_dict
@@ -18,6 +19,7 @@ def run_locally(config: ExperimentConfig, run_name: str, parallelism: int = 2) -
     """
     from kfp import local
 
+    _share_cores(parallelism)
     root = Path(config.workdir) / "pipeline_root"
     root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
@@ -28,6 +30,18 @@ def run_locally(config: ExperimentConfig, run_name: str, parallelism: int = 2) -
         _mark_failed(config, run_name)
         raise
     return Path(task.output.path)
+
+
+def _share_cores(parallelism: int) -> None:
+    """Give each concurrent task its share of the cores (tasks inherit this environment).
+
+    Every task is a process whose torch and BLAS would otherwise each start one thread per
+    core; with `parallelism` tasks at once they oversubscribe the cores, and their spinning
+    threads slow training several-fold. An explicit OMP_NUM_THREADS is left as it is.
+    """
+    threads = max(1, (os.cpu_count() or 1) // max(1, parallelism))
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("MKL_NUM_THREADS", str(threads))
 
 
 def _mark_failed(config: ExperimentConfig, run_name: str) -> None:

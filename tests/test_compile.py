@@ -58,4 +58,4 @@ def test_dag_shape(compiled: dict) -> None:
     assert "for-loop-1" in root["significance"]["dependentTasks"]  # fan-in after every job
     # the config parameter defaults to the compiled config
     default = compiled["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
-    assert default["models"] == ["htlnet", "shared_bottom", "dnn"]
+    assert default["models"] == list(load_config(ROOT / "configs" / "demo.yaml").models)

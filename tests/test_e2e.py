@@ -46,8 +46,10 @@ def one(root: Path, pattern: str) -> list[Path]:
 
 def test_cli_says_where_the_report_and_ui_are(finished_run: dict) -> None:
     stderr = finished_run["stderr"]
-    assert "report:" in stderr and "make mlflow-ui" in stderr
-    report = Path(stderr.split("report:")[1].split()[0])
+    summary = stderr[stderr.rindex("htl: pipeline run 'e2e-run' finished.") :]
+    assert "make mlflow-ui" in summary
+    (line,) = [line for line in summary.splitlines() if line.strip().startswith("report:")]
+    report = Path(line.split("report:")[1].strip())
     assert report.read_text().startswith("# tiny: test results")
 
 

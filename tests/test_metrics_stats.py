@@ -125,3 +125,14 @@ def test_star_only_when_reference_is_significantly_better() -> None:
     row = next(line for line in md.splitlines() if line.startswith("| c | AUC"))
     assert "*" not in row.replace("**", "")
     assert "| worse |" in md
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rank_based_auc_and_spearman_match_references_with_ties(seed: int) -> None:
+    g = np.random.default_rng(seed)
+    y = g.integers(0, 2, 300).astype(float)
+    p = np.round(g.random(300) + 0.2 * y, 1)  # heavy ties
+    assert metrics.auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    v = np.round(g.exponential(size=300), 1)
+    assert metrics.spearman(v, p) == pytest.approx(sps.spearmanr(v, p).statistic, abs=1e-12)
+    np.testing.assert_allclose(metrics.average_ranks(p), sps.rankdata(p))

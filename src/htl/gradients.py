@@ -29,12 +29,15 @@ EPS = 1e-12
 class GradientOptions:
     """The gradient strategy of a model with shared parameters (a base of its options)."""
 
-    gradient: str = "none"  # none | htl
-    alpha: float = 0.5  # relax factor of the projection (Eq. 16)
-    gamma: float = 0.5  # relax factor of the magnitude step (Eq. 17)
-    clip: float = 100.0  # C: the magnitude ratio is clipped to [1/C, C]
-    gradient_space: str = "table"  # table | output (ablation, model-spec A8)
-    gradient_impl: str = "fast"  # fast | reference (T+1 autograd passes)
+    gradient: str = "none"  # none | htl | pcgrad | metabalance
+    alpha: float = 0.5  # htl: relax factor of the projection (Eq. 16)
+    gamma: float = 0.5  # htl: relax factor of the magnitude step (Eq. 17)
+    clip: float = 100.0  # htl: C, the magnitude ratio is clipped to [1/C, C]
+    gradient_space: str = "table"  # htl: table | output (ablation, model-spec A8)
+    gradient_impl: str = "fast"  # htl: fast | reference (T+1 autograd passes)
+    pcgrad_shuffle: bool = False  # pcgrad: random projection order (paper) vs fixed (official)
+    metabalance_beta: float = 0.9  # metabalance: moving-average factor of the norms
+    metabalance_relax: float = 0.7  # metabalance: relax factor r
 
     def __post_init__(self) -> None:
         checks = {
@@ -44,6 +47,8 @@ class GradientOptions:
             "clip": self.clip >= 1,
             "gradient_space": self.gradient_space in ("table", "output"),
             "gradient_impl": self.gradient_impl in ("fast", "reference"),
+            "metabalance_beta": 0 <= self.metabalance_beta < 1,
+            "metabalance_relax": 0 <= self.metabalance_relax <= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -201,13 +206,97 @@ def _flat(grads: tuple[torch.Tensor | None, ...], params: list[nn.Parameter]) ->
     )
 
 
-STRATEGIES = ("none", "htl")
+@dataclass(frozen=True)
+class PCGrad:
+    """PCGrad (Yu et al., NeurIPS'20) on θ_s: each task's gradient is projected off every other
+    task's **original** gradient it conflicts with, in a fixed order (official TF) or a random
+    one (the paper); the projected gradients are **summed** (model-spec §3.2)."""
+
+    shuffle: bool = False
+
+    def backward(
+        self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter], cut: SharedCut | None
+    ) -> torch.Tensor:
+        per_task = torch.stack(reference_task_grads(losses, shared))
+        _total(losses).backward()
+        combined, norms = pcgrad(per_task, self.shuffle)
+        _assign(shared, combined)
+        return norms
+
+
+def pcgrad(grads: torch.Tensor, shuffle: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ_i g_i^PC for grads [T, P]; also each task's norm before and after, [T, 2]."""
+    n = grads.shape[0]
+    squares = (grads * grads).sum(1)
+    projected = []
+    for i in range(n):
+        g = grads[i]
+        order = torch.randperm(n).tolist() if shuffle else range(n)
+        for j in order:
+            if j == i:
+                continue
+            dot = g @ grads[j]
+            g = g - torch.where(dot < 0, dot / (squares[j] + EPS), torch.zeros_like(dot)) * grads[j]
+        projected.append(g)
+    out = torch.stack(projected)
+    return out.sum(0), torch.stack([grads.norm(dim=1), out.norm(dim=1)], 1)
+
+
+class MetaBalance:
+    """MetaBalance (He et al., WWW'22) with the core task as the target (model-spec §3.3).
+
+    Per shared **tensor**: m_i ← β·m_i + (1−β)·‖∇L_i‖ (no bias correction), then
+    ∇L_i ← (r·m_core/m_i + 1 − r)·∇L_i, summed over tasks. Every gradient is computed before
+    any update (no `break`, no optimiser step in between, unlike the official example).
+    """
+
+    def __init__(self, beta: float, relax: float) -> None:
+        self.beta, self.relax = beta, relax
+        self.moving: torch.Tensor | None = None  # [T+1, tensors]
+
+    def backward(
+        self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter], cut: SharedCut | None
+    ) -> torch.Tensor:
+        per_task = [
+            [
+                g if g is not None else torch.zeros_like(p)
+                for g, p in zip(grads, shared, strict=True)
+            ]
+            for grads in (
+                torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
+                for loss in losses.values()
+            )
+        ]
+        _total(losses).backward()
+        norms = torch.stack([torch.stack([g.norm() for g in grads]) for grads in per_task])
+        previous = torch.zeros_like(norms) if self.moving is None else self.moving
+        self.moving = self.beta * previous + (1 - self.beta) * norms
+        positive = self.moving > 0
+        ratio = torch.where(positive, self.moving[-1:] / self.moving.clamp_min(EPS), 0.0)
+        scale = self.relax * ratio + 1 - self.relax  # [T+1, tensors]; the core's row is 1
+        for k, p in enumerate(shared):
+            p.grad = sum(scale[i, k] * per_task[i][k] for i in range(len(per_task)))
+        total_before = norms.pow(2).sum(1).sqrt()
+        total_after = (scale * norms).pow(2).sum(1).sqrt()
+        return torch.stack([total_before, total_after], 1)
+
+
+STRATEGIES = ("none", "htl", "pcgrad", "metabalance")
 
 
 def strategy_for(options: object) -> GradientStrategy:
     """The strategy a model's options ask for; models without gradient options use `none`."""
-    if not isinstance(options, GradientOptions) or options.gradient == "none":
-        return SummedGradient()
-    return HtlGradient(
-        options.alpha, options.gamma, options.clip, options.gradient_space, options.gradient_impl
-    )
+    name = getattr(options, "gradient", "none")
+    if name == "htl":
+        return HtlGradient(
+            options.alpha,
+            options.gamma,
+            options.clip,
+            options.gradient_space,
+            options.gradient_impl,
+        )
+    if name == "pcgrad":
+        return PCGrad(options.pcgrad_shuffle)
+    if name == "metabalance":
+        return MetaBalance(options.metabalance_beta, options.metabalance_relax)
+    return SummedGradient()

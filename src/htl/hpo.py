@@ -42,6 +42,7 @@ MODEL_SPACES: dict[str, dict[str, list[Any]]] = {
         "gamma": [1e-5, 1e-3, 1e-2, 0.1, 0.5, 1.0],
         "clip": [1.0, 5.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0],
     },
+    "mmoe": {"experts": [4, 8]},
 }
 TRAIN_KEYS = {"embed_dim", "batch_size", "lr", "l2"}
 

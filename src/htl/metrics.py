@@ -1,4 +1,10 @@
-"""Metrics exactly as docs/metrics.md defines them; all on the raw target scale."""
+"""Metrics exactly as docs/metrics.md defines them; all on the raw target scale.
+
+AUC and Spearman are computed from average ranks with numpy (Mann-Whitney U and Pearson of
+ranks, the same definitions scikit-learn and SciPy use, tested against both): every training
+and evaluation task is a fresh process, and importing those libraries would cost each one
+about a second.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,6 @@ import logging
 import math
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import roc_auc_score
 
 from htl.tasks import TaskSpec
 
@@ -26,12 +30,30 @@ HIGHER_IS_BETTER = {
 }
 
 
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties sharing their average rank (SciPy's `rankdata(method="average")`)."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.r_[True, sorted_values[1:] != sorted_values[:-1]]
+    group = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], len(values)] - 1
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = (first[group] + last[group]) / 2 + 1
+    return ranks
+
+
 def auc(y: np.ndarray, p: np.ndarray) -> float:
-    """ROC AUC; NaN (with a warning) when y holds a single class."""
-    if np.unique(y).size < 2:
+    """ROC AUC as the Mann-Whitney U statistic (ties count one half); NaN with a warning when
+    y holds a single class."""
+    positive = np.asarray(y) > 0.5
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
         log.warning("AUC is undefined for a single class; returning NaN")
         return math.nan
-    return float(roc_auc_score(y, p))
+    ranks = average_ranks(np.asarray(p, dtype=np.float64))
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def logloss(y: np.ndarray, p: np.ndarray) -> float:
@@ -55,7 +77,7 @@ def spearman(y: np.ndarray, pred: np.ndarray) -> float:
     if np.ptp(pred) == 0 or np.ptp(y) == 0:
         log.warning("Spearman is undefined for a constant input; returning NaN")
         return math.nan
-    return float(stats.spearmanr(y, pred)[0])
+    return float(np.corrcoef(average_ranks(y), average_ranks(pred))[0, 1])
 
 
 def gini(y: np.ndarray, pred: np.ndarray) -> float:

@@ -14,13 +14,10 @@ import pandas as pd
 
 from htl import tracking
 from htl.config import ExperimentConfig
-from htl.data.prepare import FEATURES_FILE, prepare_splits
-from htl.data.sources import EVENTS_FILE, ingest
-from htl.evaluate import METRICS_FILE, evaluate_model
-from htl.hpo import search
-from htl.report import REPORT_MD, build_report
 from htl.storage import read_json
-from htl.train import TrainParams, train_model
+
+# Each step imports only what it runs: every pipeline task is a fresh process, and import time
+# is most of a small task's cost.
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +29,8 @@ def train_jobs(config: ExperimentConfig) -> list[dict[str, Any]]:
 
 def run_ingest(config: ExperimentConfig, out_dir: str | Path, run_name: str | None = None) -> str:
     """Ingest events and open the pipeline's parent MLflow run; returns its id."""
+    from htl.data.sources import ingest
+
     parent = tracking.start_pipeline_run(config, run_name)
     with tracking.step_run(config, parent, "ingest"):
         summary = ingest(config.data, out_dir)
@@ -42,6 +41,8 @@ def run_ingest(config: ExperimentConfig, out_dir: str | Path, run_name: str | No
 def run_labels_split(
     config: ExperimentConfig, events_dir: str | Path, out_dir: str | Path, parent: str | None
 ) -> dict[str, Any]:
+    from htl.data.prepare import prepare_splits
+
     with tracking.step_run(config, parent, "labels_split"):
         card = prepare_splits(events_dir, out_dir, config.data)
         tracking.log_metrics({f"{s}/rows": float(v["rows"]) for s, v in card["splits"].items()})
@@ -54,6 +55,8 @@ def run_hpo(
     config: ExperimentConfig, splits_dir: str | Path, out_dir: str | Path, parent: str | None
 ) -> list[dict[str, Any]]:
     """Search each model's params; returns the (model, seed) jobs for the training fan-out."""
+    from htl.hpo import search
+
     with tracking.step_run(config, parent, "hpo"):
         results = search(config, splits_dir, out_dir)
         for model, result in results.items():
@@ -75,6 +78,8 @@ def run_train(
     parent: str | None,
 ) -> dict[str, Any]:
     """Train one (model, seed) with the params HPO chose, logging every epoch."""
+    from htl.train import TrainParams, train_model
+
     best = read_json(Path(params_dir) / f"{model}.json")
     params = TrainParams(**best["params"])
     with tracking.step_run(
@@ -100,6 +105,8 @@ def run_evaluate(
     out_dir: str | Path,
     parent: str | None,
 ) -> dict[str, Any]:
+    from htl.evaluate import evaluate_model
+
     spec = read_json(Path(model_dir) / "model.json")
     tags = {"htl.model": spec["model"], "htl.seed": str(spec["seed"])}
     with tracking.step_run(config, parent, f"evaluate/{spec['model']}/seed{spec['seed']}", tags):
@@ -115,6 +122,9 @@ def run_significance(
     parent: str | None,
 ) -> Path:
     """Aggregate seeds, t-test the reference model, write the report; its Markdown path."""
+    from htl.evaluate import METRICS_FILE
+    from htl.report import REPORT_MD, build_report
+
     records = [read_json(Path(d) / METRICS_FILE) for d in metrics_dirs]
     with tracking.step_run(config, parent, "significance"):
         s = config.significance
@@ -135,7 +145,10 @@ def run_register(
     parent: str | None,
 ) -> int:
     """Register the configured model's best seed with its alias; closes the pipeline run."""
+    from htl.data.prepare import FEATURES_FILE
+    from htl.data.sources import EVENTS_FILE
     from htl.registry import pick_model_dir, register_model
+    from htl.report import REPORT_MD
 
     chosen = pick_model_dir(model_dirs, config.register.model)
     fields = read_json(chosen / FEATURES_FILE)["fields"]

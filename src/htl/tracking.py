@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 from htl.config import ExperimentConfig, config_to_dict
@@ -45,9 +46,8 @@ def start_pipeline_run(config: ExperimentConfig, run_name: str | None = None) ->
     run = client.create_run(
         experiment_id, run_name=run_name or config.name, tags={"htl.kind": "pipeline"}
     )
-    flat = _flatten(config_to_dict(config))
-    for key, value in flat.items():
-        client.log_param(run.info.run_id, key, value)
+    params = [Param(k, str(v)) for k, v in _flatten(config_to_dict(config)).items()]
+    client.log_batch(run.info.run_id, params=params)
     return run.info.run_id
 
 

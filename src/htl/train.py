@@ -123,10 +123,45 @@ def train_step(
     """One optimiser step; returns the detached per-task losses and the gradient norms."""
     outputs, cut = model.forward_train(x)
     losses = task_losses(outputs, y, model.tasks)
+    for task, extra in model.auxiliary_losses(outputs).items():
+        losses[task] = losses[task] + extra
     optimizer.zero_grad(set_to_none=True)
     norms = strategy.backward(losses, shared, cut)
     optimizer.step()
     return torch.stack(list(losses.values())).detach(), norms
+
+
+def run_epoch(
+    model: MultiTaskModel,
+    optimizer: torch.optim.Optimizer,
+    strategy: GradientStrategy,
+    shared: list[torch.nn.Parameter],
+    train: SplitTensors,
+    batch_size: int,
+    generator: torch.Generator,
+    first_step: int = 0,
+    desc: str = "train",
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One pass over a fresh permutation; mean per-task losses and gradient norms, on device.
+
+    Nothing leaves the device inside the loop: losses and norms are summed as tensors.
+    """
+    model.train()
+    n = len(train)
+    steps = math.ceil(n / batch_size)
+    order = torch.randperm(n, device=train.x.device, generator=generator)
+    loss_sum = torch.zeros(len(model.tasks.names), device=train.x.device)
+    norm_sum: torch.Tensor | None = None  # [T+1, 2] shared-gradient norms, before/after
+    for i in tqdm(range(steps), desc=desc, leave=False, disable=not progress):
+        idx = order[i * batch_size : (i + 1) * batch_size]
+        model.on_train_step(first_step + i)
+        y = {k: v[idx] for k, v in train.y.items()}
+        losses, norms = train_step(model, optimizer, strategy, shared, train.x[idx], y)
+        loss_sum += losses
+        if norms is not None:
+            norm_sum = norms.detach() if norm_sum is None else norm_sum + norms.detach()
+    return loss_sum / steps, None if norm_sum is None else norm_sum / steps
 
 
 def fit(
@@ -149,33 +184,22 @@ def fit(
     best = (math.inf, 0, copy.deepcopy(model.state_dict()), {})
     history: list[dict[str, float]] = []
     step = 0
-    n = len(train)
-    steps_per_epoch = math.ceil(n / params.batch_size)
+    steps_per_epoch = math.ceil(len(train) / params.batch_size)
     for epoch in range(1, params.epochs + 1):
-        model.train()
-        order = torch.randperm(n, device=device, generator=generator)
-        loss_sum = torch.zeros(len(model.tasks.names), device=device)
-        norm_sum: torch.Tensor | None = None  # [T+1, 2] shared-gradient norms, before/after
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", leave=False, disable=not progress)
-        for i in bar:
-            idx = order[i * params.batch_size : (i + 1) * params.batch_size]
-            model.on_train_step(step)
-            y = {k: v[idx] for k, v in train.y.items()}
-            losses, norms = train_step(model, optimizer, strategy, shared, train.x[idx], y)
-            loss_sum += losses
-            if norms is not None:
-                norm_sum = norms.detach() if norm_sum is None else norm_sum + norms.detach()
-            step += 1
-        train_losses = (loss_sum / steps_per_epoch).tolist()
+        losses, norms = run_epoch(
+            model, optimizer, strategy, shared, train, params.batch_size, generator, step,
+            desc=f"epoch {epoch}", progress=progress,
+        )  # fmt: skip
+        step += steps_per_epoch
+        train_losses = losses.tolist()
         valid_metrics = score(model, valid)
         record = {
             "epoch": float(epoch),
             **{f"train_loss/{k}": v for k, v in zip(model.tasks.names, train_losses, strict=False)},
         }
         record.update({f"valid/{k}": v for k, v in valid_metrics.items()})
-        if norm_sum is not None:  # Fig. 5: mean per-step magnitude of each task's shared gradient
-            means = (norm_sum / steps_per_epoch).tolist()
-            for name, (before, after) in zip(model.tasks.names, means, strict=True):
+        if norms is not None:  # Fig. 5: mean per-step magnitude of each task's shared gradient
+            for name, (before, after) in zip(model.tasks.names, norms.tolist(), strict=True):
                 record[f"grad_norm/{name}/before"] = before
                 record[f"grad_norm/{name}/after"] = after
         history.append(record)

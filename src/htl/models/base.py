@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from htl.gradients import SharedCut
+from htl.gradients import GradientOptions, SharedCut
 from htl.tasks import TaskSpec
 
 DEFAULT_TOWER = (128, 64, 32)
 
 
-@dataclass(frozen=True)
-class NoOptions:
-    """For models without options of their own."""
-
-
 class MultiTaskModel(nn.Module):
     """Base of every model. Subclasses set `Options` and implement `forward`."""
 
-    Options: type = NoOptions
+    Options: type = GradientOptions
 
     def __init__(
         self,
@@ -51,6 +45,10 @@ class MultiTaskModel(nn.Module):
         """Training forward: outputs, plus a `SharedCut` when the model supports the
         single-backward gradient path (HTLNet with stop-gradients)."""
         return self(x), None
+
+    def auxiliary_losses(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Model-specific loss terms, keyed by the task whose loss they join (AITM's constraint)."""
+        return {}
 
     def on_train_step(self, step: int) -> None:
         """Called by the engine before each optimiser step (schedules such as HTLNet's τ)."""

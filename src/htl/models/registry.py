@@ -7,16 +7,27 @@ import difflib
 from collections.abc import Sequence
 from typing import Any
 
+from htl.models.adatt import AdaTT
+from htl.models.aitm import AITM
 from htl.models.base import DEFAULT_TOWER, MultiTaskModel
 from htl.models.dnn import DNN
+from htl.models.esmm import ESMM
 from htl.models.htlnet import HTLNet
-from htl.models.shared_bottom import SharedBottom
+from htl.models.mmoe import MMoE
+from htl.models.ple import PLE
+from htl.models.shared_bottom import MetaBalanceSharedBottom, SharedBottom
 from htl.tasks import TaskSpec
 
 MODEL_BUILDERS: dict[str, type[MultiTaskModel]] = {
     "htlnet": HTLNet,
-    "shared_bottom": SharedBottom,
     "dnn": DNN,
+    "shared_bottom": SharedBottom,
+    "mmoe": MMoE,
+    "ple": PLE,
+    "adatt": AdaTT,
+    "esmm": ESMM,
+    "aitm": AITM,
+    "metabalance": MetaBalanceSharedBottom,  # Table 2's "MB": MetaBalance on Shared-Bottom
 }
 
 
@@ -62,4 +73,10 @@ def build_model(
 ) -> MultiTaskModel:
     """Construct a registered model with the uniform constructor."""
     cls = model_class(name)
-    return cls(cardinalities, embed_dim, tasks, tower_dims, make_options(name, options))
+    model = cls(cardinalities, embed_dim, tasks, tower_dims, make_options(name, options))
+    if model.options.gradient != "none" and not model.shared_parameters():
+        raise ValueError(
+            f"model '{name}' shares no parameters, so gradient '{model.options.gradient}' "
+            "has nothing to act on; use gradient: none"
+        )
+    return model

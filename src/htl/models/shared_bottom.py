@@ -55,3 +55,14 @@ class SharedBottom(MultiTaskModel):
             name: squeeze_head(h(tower(shared)))
             for name, tower, h in zip(self.tasks.names, self.towers, self.heads, strict=False)
         }
+
+
+@dataclass(frozen=True)
+class MetaBalanceOptions(SharedBottomOptions):
+    """Shared-Bottom trained with MetaBalance, the core task as target (model-spec A18)."""
+
+    gradient: str = "metabalance"
+
+
+class MetaBalanceSharedBottom(SharedBottom):
+    Options = MetaBalanceOptions

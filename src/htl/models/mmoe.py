@@ -1,0 +1,71 @@
+"""MMoE (Ma et al., KDD'18): E expert MLPs on the embedding, one softmax gate per task.
+
+Gates are linear + softmax on the raw embedding (the paper's form); expert outputs are mixed
+per task and fed to that task's tower. Defaults from model-spec §2.8: 8 experts of [128, 64],
+towers [32].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from htl.gradients import GradientOptions
+from htl.models.base import MultiTaskModel
+from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
+
+
+@dataclass(frozen=True)
+class MMoEOptions(GradientOptions):
+    experts: int = 8
+    expert_layers: int = 2  # how many of tower_dims the experts take: [128, 64] | [32]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.experts < 1 or self.expert_layers < 1:
+            raise ValueError(f"experts and expert_layers must be >= 1, got {self}")
+
+
+class MMoE(MultiTaskModel):
+    Options = MMoEOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        o: MMoEOptions = self.options
+        split = o.expert_layers
+        if split >= len(self.tower_dims):
+            raise ValueError(f"expert_layers={split} leaves no tower layer of {self.tower_dims}")
+        self.embedding = FusedEmbedding(self.cardinalities, self.embed_dim)
+        width = self.embedding.output_dim
+        self.experts = nn.ModuleList(mlp(width, self.tower_dims[:split]) for _ in range(o.experts))
+        self.gates = nn.ModuleList(nn.Linear(width, o.experts) for _ in self.tasks.names)
+        for gate in self.gates:
+            nn.init.xavier_uniform_(gate.weight)
+            nn.init.zeros_(gate.bias)
+        self.towers = nn.ModuleList(
+            mlp(self.tower_dims[split - 1], self.tower_dims[split:]) for _ in self.tasks.names
+        )
+        self.heads = nn.ModuleList(
+            head(self.tower_dims[-1], self.tasks.core_outputs if n == self.tasks.core else 1)
+            for n in self.tasks.names
+        )
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return [self.embedding.weight, *self.experts.parameters()]
+
+    def gate_weights(self, e: torch.Tensor) -> torch.Tensor:
+        """[B, T+1, E]: each task's softmax over the experts."""
+        return torch.stack([torch.softmax(g(e), dim=-1) for g in self.gates], 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        e = self.embedding(x)
+        experts = torch.stack([expert(e) for expert in self.experts], 1)  # [B, E, d]
+        mixed = torch.bmm(self.gate_weights(e), experts)  # [B, T+1, d]
+        return {
+            name: squeeze_head(h(tower(mixed[:, t])))
+            for t, (name, tower, h) in enumerate(
+                zip(self.tasks.names, self.towers, self.heads, strict=True)
+            )
+        }
