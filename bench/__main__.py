@@ -30,7 +30,7 @@ def main() -> None:
     rates = train_throughput.run(args.rows, args.batch_size, 2, device)
     log.info("%s\n", train_throughput.report(rates, int(args.rows * 0.8), args.batch_size, device))
     if peers.available():
-        result = peers.run(args.rows, args.batch_size, 3)
+        result = peers.run(args.rows, args.batch_size, 5)
         log.info("%s", peers.report(result, int(args.rows * 0.8), args.batch_size))
     else:
         log.info("peers: torch-rechub / DeepCTR-Torch not importable; `make bench` installs them")

@@ -20,7 +20,7 @@ from torch import nn
 
 from htl.gradients import GradientOptions
 from htl.models.base import MultiTaskModel
-from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
+from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,7 @@ class FusionLevel(nn.Module):
         n_experts = tasks * m + self.shared
         self.experts = nn.ModuleList(mlp(width, [dim]) for _ in range(n_experts))
         gated = tasks + (1 if general and not last else 0)
-        self.gates = nn.ModuleList(nn.Linear(width, n_experts) for _ in range(gated))
-        for gate in self.gates:
-            nn.init.xavier_uniform_(gate.weight)
-            nn.init.zeros_(gate.bias)
+        self.gates = nn.ModuleList(gate(width, n_experts) for _ in range(gated))
         own = max(m, self.shared)
         self.unit_residual = m == 1 and (not general or self.shared == 1)
         bound = math.sqrt(1.0 / own)
@@ -111,13 +108,7 @@ class AdaTT(MultiTaskModel):
             for i in range(o.levels)
         )
         self.modules_in = n + (1 if general else 0)
-        self.towers = nn.ModuleList(
-            mlp(widths[-1], self.tower_dims[o.levels :]) for _ in self.tasks.names
-        )
-        self.heads = nn.ModuleList(
-            head(self.tower_dims[-1], self.tasks.core_outputs if m == self.tasks.core else 1)
-            for m in self.tasks.names
-        )
+        self.task_towers = TaskTowers(self.tasks, widths[-1], self.tower_dims[o.levels :])
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight, *self.levels.parameters()]
@@ -127,9 +118,4 @@ class AdaTT(MultiTaskModel):
         h = e.unsqueeze(1).expand(-1, self.modules_in, -1)  # [B, modules, m*D]
         for level in self.levels:
             h, _ = level(h)
-        return {
-            name: squeeze_head(hd(tower(h[:, t])))
-            for t, (name, tower, hd) in enumerate(
-                zip(self.tasks.names, self.towers, self.heads, strict=True)
-            )
-        }
+        return self.task_towers(h.unbind(1)[: len(self.tasks.names)])

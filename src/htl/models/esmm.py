@@ -17,7 +17,7 @@ from torch import nn
 
 from htl.gradients import GradientOptions
 from htl.models.base import MultiTaskModel
-from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
+from htl.models.layers import FusedEmbedding, TaskTowers
 
 LOG_P_MAX = -1e-7  # keeps logit(p) finite as p -> 1
 
@@ -44,13 +44,7 @@ class ESMM(MultiTaskModel):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.embedding = FusedEmbedding(self.cardinalities, self.embed_dim)
-        self.towers = nn.ModuleList(
-            mlp(self.embedding.output_dim, self.tower_dims) for _ in self.tasks.names
-        )
-        self.heads = nn.ModuleList(
-            head(self.tower_dims[-1], self.tasks.core_outputs if m == self.tasks.core else 1)
-            for m in self.tasks.names
-        )
+        self.task_towers = TaskTowers(self.tasks, self.embedding.output_dim, self.tower_dims)
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight]
@@ -58,10 +52,7 @@ class ESMM(MultiTaskModel):
     def conditional_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each tower's own output: z_t (P(step t | step t−1)) and the core's raw output."""
         e = self.embedding(x)
-        return {
-            name: squeeze_head(h(tower(e)))
-            for name, tower, h in zip(self.tasks.names, self.towers, self.heads, strict=True)
-        }
+        return self.task_towers([e] * len(self.tasks.names))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         z = self.conditional_logits(x)

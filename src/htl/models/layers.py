@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from htl.tasks import TaskSpec
+
 
 class FusedEmbedding(nn.Module):
     """One table for all fields with per-field offsets: a single gather per batch.
@@ -62,3 +64,28 @@ def head(input_dim: int, outputs: int) -> nn.Linear:
 def squeeze_head(out: torch.Tensor) -> torch.Tensor:
     """[B, 1] -> [B]; multi-output heads ([B, 3] for ZILN) stay as they are."""
     return out.squeeze(-1) if out.shape[-1] == 1 else out
+
+
+def gate(input_dim: int, choices: int) -> nn.Linear:
+    """The logits of a softmax gate over `choices` experts (Xavier weights, zero bias)."""
+    return head(input_dim, choices)
+
+
+class TaskTowers(nn.Module):
+    """One MLP tower and output head per task; maps each task's input to its raw output."""
+
+    def __init__(self, tasks: TaskSpec, input_dim: int, dims: Sequence[int]) -> None:
+        super().__init__()
+        self.names = tasks.names
+        width = dims[-1] if dims else input_dim
+        self.towers = nn.ModuleList(mlp(input_dim, dims) for _ in tasks.names)
+        self.heads = nn.ModuleList(
+            head(width, tasks.core_outputs if name == tasks.core else 1) for name in tasks.names
+        )
+
+    def forward(self, inputs: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """inputs[t] is task t's input, [B, input_dim]."""
+        return {
+            name: squeeze_head(h(tower(x)))
+            for name, tower, h, x in zip(self.names, self.towers, self.heads, inputs, strict=True)
+        }

@@ -14,7 +14,7 @@ from torch import nn
 
 from htl.gradients import GradientOptions
 from htl.models.base import MultiTaskModel
-from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
+from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
 @dataclass(frozen=True)
@@ -40,16 +40,9 @@ class MMoE(MultiTaskModel):
         self.embedding = FusedEmbedding(self.cardinalities, self.embed_dim)
         width = self.embedding.output_dim
         self.experts = nn.ModuleList(mlp(width, self.tower_dims[:split]) for _ in range(o.experts))
-        self.gates = nn.ModuleList(nn.Linear(width, o.experts) for _ in self.tasks.names)
-        for gate in self.gates:
-            nn.init.xavier_uniform_(gate.weight)
-            nn.init.zeros_(gate.bias)
-        self.towers = nn.ModuleList(
-            mlp(self.tower_dims[split - 1], self.tower_dims[split:]) for _ in self.tasks.names
-        )
-        self.heads = nn.ModuleList(
-            head(self.tower_dims[-1], self.tasks.core_outputs if n == self.tasks.core else 1)
-            for n in self.tasks.names
+        self.gates = nn.ModuleList(gate(width, o.experts) for _ in self.tasks.names)
+        self.task_towers = TaskTowers(
+            self.tasks, self.tower_dims[split - 1], self.tower_dims[split:]
         )
 
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -63,9 +56,4 @@ class MMoE(MultiTaskModel):
         e = self.embedding(x)
         experts = torch.stack([expert(e) for expert in self.experts], 1)  # [B, E, d]
         mixed = torch.bmm(self.gate_weights(e), experts)  # [B, T+1, d]
-        return {
-            name: squeeze_head(h(tower(mixed[:, t])))
-            for t, (name, tower, h) in enumerate(
-                zip(self.tasks.names, self.towers, self.heads, strict=True)
-            )
-        }
+        return self.task_towers(mixed.unbind(1))

@@ -16,7 +16,7 @@ from torch import nn
 
 from htl.gradients import GradientOptions
 from htl.models.base import MultiTaskModel
-from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
+from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,6 @@ class PLEOptions(GradientOptions):
             raise ValueError(f"levels and expert counts must be >= 1, got {self}")
 
 
-def _gate(width: int, choices: int) -> nn.Linear:
-    gate = nn.Linear(width, choices)
-    nn.init.xavier_uniform_(gate.weight)
-    nn.init.zeros_(gate.bias)
-    return gate
-
-
 class CGCLevel(nn.Module):
     """One extraction level: [B, T+1, d_in] task inputs + [B, d_in] shared input."""
 
@@ -46,9 +39,9 @@ class CGCLevel(nn.Module):
         self.tasks, self.specific, self.last = tasks, specific, last
         self.task_experts = nn.ModuleList(mlp(width, [dim]) for _ in range(tasks * specific))
         self.shared_experts = nn.ModuleList(mlp(width, [dim]) for _ in range(shared))
-        self.task_gates = nn.ModuleList(_gate(width, specific + shared) for _ in range(tasks))
+        self.task_gates = nn.ModuleList(gate(width, specific + shared) for _ in range(tasks))
         n_all = tasks * specific + shared
-        self.shared_gate = None if last else _gate(width, n_all)
+        self.shared_gate = None if last else gate(width, n_all)
 
     def forward(
         self, task_inputs: list[torch.Tensor], shared_input: torch.Tensor
@@ -92,13 +85,7 @@ class PLE(MultiTaskModel):
             )
             for i in range(o.levels)
         )
-        self.towers = nn.ModuleList(
-            mlp(widths[-1], self.tower_dims[o.levels :]) for _ in self.tasks.names
-        )
-        self.heads = nn.ModuleList(
-            head(self.tower_dims[-1], self.tasks.core_outputs if m == self.tasks.core else 1)
-            for m in self.tasks.names
-        )
+        self.task_towers = TaskTowers(self.tasks, widths[-1], self.tower_dims[o.levels :])
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight, *self.levels.parameters()]
@@ -108,9 +95,4 @@ class PLE(MultiTaskModel):
         task_inputs, shared = [e] * len(self.tasks.names), e
         for level in self.levels:
             task_inputs, shared, _ = level(task_inputs, shared)
-        return {
-            name: squeeze_head(h(tower(task_inputs[t])))
-            for t, (name, tower, h) in enumerate(
-                zip(self.tasks.names, self.towers, self.heads, strict=True)
-            )
-        }
+        return self.task_towers(task_inputs)

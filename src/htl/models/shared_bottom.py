@@ -9,7 +9,7 @@ from torch import nn
 
 from htl.gradients import GradientOptions
 from htl.models.base import MultiTaskModel
-from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
+from htl.models.layers import FusedEmbedding, TaskTowers, mlp
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,8 @@ class SharedBottom(MultiTaskModel):
             raise ValueError(f"bottom_layers={split} leaves no tower layer of {self.tower_dims}")
         self.embedding = FusedEmbedding(self.cardinalities, self.embed_dim)
         self.bottom = mlp(self.embedding.output_dim, self.tower_dims[:split])
-        self.towers = nn.ModuleList(
-            mlp(self.tower_dims[split - 1], self.tower_dims[split:]) for _ in self.tasks.names
-        )
-        self.heads = nn.ModuleList(
-            head(self.tower_dims[-1], self.tasks.core_outputs if n == self.tasks.core else 1)
-            for n in self.tasks.names
+        self.task_towers = TaskTowers(
+            self.tasks, self.tower_dims[split - 1], self.tower_dims[split:]
         )
 
     def shared_parameters(self) -> list[nn.Parameter]:
@@ -51,10 +47,7 @@ class SharedBottom(MultiTaskModel):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         shared = self.bottom(self.embedding(x))
-        return {
-            name: squeeze_head(h(tower(shared)))
-            for name, tower, h in zip(self.tasks.names, self.towers, self.heads, strict=False)
-        }
+        return self.task_towers([shared] * len(self.tasks.names))
 
 
 @dataclass(frozen=True)
