@@ -51,6 +51,14 @@ def test_round_trip_through_pipeline_parameter_types() -> None:
         ),
         ({"model_options": {"htlnet": {"ifu_op": "sum"}}}, ["model_options.htlnet", "ifu_op"]),
         ({"seeds": []}, ["'seeds' must be non-empty"]),
+        (
+            {"model_options": {"dnn": {"gradient": "htl"}}},
+            ["model_options.dnn", "shares no parameters"],
+        ),
+        (
+            {"model_options": {"shared_bottom": {"gradient": "htl", "gradient_space": "output"}}},
+            ["model_options.shared_bottom", "single-backward path"],
+        ),
         ([1, 2], ["must be a mapping"]),
     ],
 )

@@ -171,3 +171,20 @@ def test_htlnet_learns_the_chain(t: int) -> None:
     first = result.history[0]
     assert first["grad_norm/b0/before"] != first["grad_norm/b0/after"]  # the process acts
     assert first["grad_norm/core/before"] == first["grad_norm/core/after"]  # G_core untouched
+
+
+def test_output_space_is_refused_where_it_cannot_apply() -> None:
+    with pytest.raises(ValueError, match="needs gradient_impl 'fast'"):
+        build_model(
+            "htlnet", CARDS, 4, chain(2), {"gradient_space": "output", "gradient_impl": "reference"}
+        )
+    with pytest.raises(ValueError, match="needs HTLNet's single-backward path"):
+        build_model(
+            "shared_bottom", CARDS, 4, chain(2), {"gradient": "htl", "gradient_space": "output"}
+        )
+    model = build_model("shared_bottom", CARDS, 4, chain(2), {"gradient": "htl"})
+    x, y = data(16)
+    outputs, cut = model.forward_train(x)
+    strategy = HtlGradient(0.5, 0.5, 100.0, space="output")  # the strategy's own guard
+    with pytest.raises(ValueError, match="single-backward path"):
+        strategy.backward(task_losses(outputs, y, model.tasks), model.shared_parameters(), cut)

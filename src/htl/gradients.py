@@ -53,6 +53,8 @@ class GradientOptions:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"option {name}={getattr(self, name)!r} is out of range")
+        if self.gradient_space == "output" and self.gradient_impl != "fast":
+            raise ValueError("gradient_space 'output' needs gradient_impl 'fast'")
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,11 @@ class HtlGradient:
     ) -> torch.Tensor:
         if cut is not None and self.impl == "fast":
             return self._fast(losses, cut)
-        if cut is not None and self.space == "output":
-            raise ValueError("gradient_space 'output' needs the fast path (gradient_impl: fast)")
+        if self.space == "output":
+            raise ValueError(
+                "gradient_space 'output' needs a model with a single-backward path "
+                "(HTLNet with stop_gradient on)"
+            )
         per_task = torch.stack(reference_task_grads(losses, shared))
         _total(losses).backward()
         combined, norms = algorithm1(per_task[:-1], per_task[-1], self.alpha, self.gamma, self.clip)

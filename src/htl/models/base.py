@@ -17,6 +17,7 @@ class MultiTaskModel(nn.Module):
     """Base of every model. Subclasses set `Options` and implement `forward`."""
 
     Options: type = GradientOptions
+    shares_parameters: bool = True  # False where `shared_parameters()` is empty (DNN)
 
     def __init__(
         self,
@@ -45,6 +46,11 @@ class MultiTaskModel(nn.Module):
         """Training forward: outputs, plus a `SharedCut` when the model supports the
         single-backward gradient path (HTLNet with stop-gradients)."""
         return self(x), None
+
+    @classmethod
+    def has_single_backward(cls) -> bool:
+        """Whether `forward_train` can return a `SharedCut` (it is overridden for that)."""
+        return cls.forward_train is not MultiTaskModel.forward_train
 
     def auxiliary_losses(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Model-specific loss terms, keyed by the task whose loss they join (AITM's constraint)."""

@@ -10,6 +10,8 @@ from htl.models.layers import FusedEmbedding, TaskTowers
 
 
 class DNN(MultiTaskModel):
+    shares_parameters = False
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.embeddings = nn.ModuleList(

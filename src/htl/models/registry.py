@@ -59,8 +59,20 @@ def make_options(name: str, options: dict[str, Any] | None) -> Any:
     return cls(**coerced)
 
 
-def validate_model_options(name: str, options: dict[str, Any]) -> None:
-    make_options(name, options)
+def validate_model_options(name: str, options: dict[str, Any] | None) -> Any:
+    """The model's options, checked against what the model can do; raises ValueError."""
+    cls = model_class(name)
+    o = make_options(name, options)
+    if o.gradient != "none" and not cls.shares_parameters:
+        raise ValueError(
+            f"model '{name}' shares no parameters, so gradient '{o.gradient}' "
+            "has nothing to act on; use gradient: none"
+        )
+    if o.gradient == "htl" and o.gradient_space == "output" and not cls.has_single_backward():
+        raise ValueError(
+            f"gradient_space 'output' needs HTLNet's single-backward path, not '{name}'"
+        )
+    return o
 
 
 def build_model(
@@ -72,11 +84,5 @@ def build_model(
     tower_dims: Sequence[int] = DEFAULT_TOWER,
 ) -> MultiTaskModel:
     """Construct a registered model with the uniform constructor."""
-    cls = model_class(name)
-    model = cls(cardinalities, embed_dim, tasks, tower_dims, make_options(name, options))
-    if model.options.gradient != "none" and not model.shared_parameters():
-        raise ValueError(
-            f"model '{name}' shares no parameters, so gradient '{model.options.gradient}' "
-            "has nothing to act on; use gradient: none"
-        )
-    return model
+    options = validate_model_options(name, options)
+    return model_class(name)(cardinalities, embed_dim, tasks, tower_dims, options)
