@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from htl.cli import add_step_commands, run_handler
-from htl.config import load_config
+from htl.config import config_from_dict, load_config
 
 log = logging.getLogger("htl")
 
@@ -39,7 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = sub.add_parser("compile", help="write the pipeline YAML for a KFP host")
     p.add_argument(
-        "--config", required=True, help="experiment YAML: the default of the config parameter"
+        "--config",
+        default=None,
+        help="experiment YAML for the config parameter's default (omitted: built-in defaults)",
     )
     p.add_argument("--output", required=True, help="pipeline YAML to write")
     p.add_argument("--parallelism", type=int, default=4)
@@ -70,7 +72,7 @@ def _run(args: argparse.Namespace) -> object:
 def _compile(args: argparse.Namespace) -> object:
     from pipelines.compile import compile_pipeline
 
-    config = load_config(args.config)
+    config = load_config(args.config) if args.config else config_from_dict({}, source="defaults")
     path = compile_pipeline(config, args.output, args.parallelism, args.gpu)
     print(f"htl: wrote {path}", file=sys.stderr)
     return None

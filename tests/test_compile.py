@@ -59,3 +59,15 @@ def test_dag_shape(compiled: dict) -> None:
     # the config parameter defaults to the compiled config
     default = compiled["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
     assert default["models"] == list(load_config(ROOT / "configs" / "demo.yaml").models)
+
+
+def test_compile_cli_without_a_config_uses_the_defaults(tmp_path: Path) -> None:
+    from pipelines.cli import main
+
+    out = tmp_path / "sub" / "pipeline.yaml"
+    assert main(["compile", "--output", str(out)]) == 0
+    doc = yaml.safe_load(out.read_text())
+    json_format.ParseDict(doc, pipeline_spec_pb2.PipelineSpec())
+    default = doc["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
+    assert default["models"] == ["htlnet", "shared_bottom", "dnn"]  # ExperimentConfig's default
+    assert not list(out.parent.glob(".*tmp*"))  # the temporary file was renamed away
