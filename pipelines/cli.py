@@ -53,11 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> object:
-    from pipelines.local import run_locally
+    from pipelines.local import PipelineFailed, run_locally
 
     config = load_config(args.config)  # every config mistake stops here, before any step
     run_name = args.run_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    report = run_locally(config, run_name, args.parallelism)
+    try:
+        report = run_locally(config, run_name, args.parallelism)
+    except PipelineFailed as exc:  # the failed task's own error is in its log above
+        raise SystemExit(f"htl: error: {exc}") from None
     print(
         f"\nhtl: pipeline run '{run_name}' finished.\n"
         f"  report:    {report}\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 from htl.config import ExperimentConfig, config_to_dict
@@ -15,7 +16,8 @@ log = logging.getLogger(__name__)
 def run_locally(config: ExperimentConfig, run_name: str, parallelism: int = 2) -> Path:
     """Run the DAG in this interpreter's environment; returns the report's Markdown path.
 
-    On failure the MLflow pipeline run is marked FAILED and kfp's error is re-raised.
+    On failure the MLflow pipeline run is marked FAILED and `PipelineFailed` says which task
+    failed (its log, with the step's own error, is printed above by kfp).
     """
     from kfp import local
 
@@ -26,10 +28,14 @@ def run_locally(config: ExperimentConfig, run_name: str, parallelism: int = 2) -
     pipeline = make_pipeline(config_to_dict(config), parallelism=parallelism)
     try:
         task = pipeline(run_name=run_name)
-    except Exception:
+    except RuntimeError as exc:
         _mark_failed(config, run_name)
-        raise
+        raise PipelineFailed(re.sub(r"\x1b\[[0-9;]*m", "", str(exc))) from exc
     return Path(task.output.path)
+
+
+class PipelineFailed(RuntimeError):
+    """The local DAG finished with a failed task."""
 
 
 def _share_cores(parallelism: int) -> None:

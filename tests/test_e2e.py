@@ -167,3 +167,26 @@ def test_bad_config_stops_before_any_step(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and "did you mean 'train.epochs'" in proc.stderr
     assert yaml.safe_load(typo.read_text())["train"] == {"epochz": 3}
+
+
+def test_a_failing_step_ends_in_one_line_naming_the_task(tmp_path: Path) -> None:
+    from conftest import write_config
+
+    config_path = write_config(
+        tmp_path, {"data": {"rows": 3000, "split": [0.9999, 0.00005, 0.00005]}}
+    )
+    proc = subprocess.run(
+        [HTL, "run", "--config", str(config_path), "--run-name", "broken"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("htl: error: Pipeline 'htl-training' finished with status FAILURE")
+    assert "'labels-split'" in last
+    assert "split is empty" in proc.stderr  # the step's own message, in the task log
+    assert "Traceback (most recent call last)" not in proc.stderr.split("split is empty")[-1]
+    config = load_config(config_path)
+    client = MlflowClient(config.tracking_uri)
+    experiment = client.get_experiment_by_name("tiny")
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'broken'")
+    assert parent.info.status == "FAILED"

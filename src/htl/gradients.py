@@ -86,7 +86,8 @@ class SummedGradient:
         if cut is None:
             return None
         cut.output.backward(torch.stack([e.grad for e in cut.inputs]).sum(0))
-        norms = table_grads(cut).flatten(1).norm(dim=1)  # for Fig. 5's "without" curve
+        _, per_row = rows_grads(cut)  # rows not in the batch have zero gradient
+        norms = per_row.flatten(1).norm(dim=1)  # for Fig. 5's "without" curve
         return torch.stack([norms, norms], 1)
 
 
@@ -125,8 +126,8 @@ class HtlGradient:
             )
             cut.output.backward(combined.view_as(cut.output))
             return norms
-        unique, inverse = torch.unique(cut.rows.reshape(-1), return_inverse=True)
-        per_task = _rows_grads(cut, unique, inverse).flatten(1)
+        unique, per_row = rows_grads(cut)
+        per_task = per_row.flatten(1)
         combined, norms = algorithm1(per_task[:-1], per_task[-1], self.alpha, self.gamma, self.clip)
         grad = torch.zeros_like(cut.weight)
         grad[unique] = combined.view(len(unique), -1)
@@ -172,22 +173,24 @@ def reference_task_grads(
     ]
 
 
-def table_grads(cut: SharedCut) -> torch.Tensor:
-    """Per-task table-space gradients [T+1, M, D] from a cut whose inputs have `.grad`."""
+def rows_grads(cut: SharedCut) -> tuple[torch.Tensor, torch.Tensor]:
+    """The U table rows this batch looked up, and each task's gradient on them, [T+1, U, D]:
+    ∂L_t/∂e summed per row in occurrence order (the embedding backward's own order). Every
+    other row's gradient is zero, so norms and dot products need only these."""
     unique, inverse = torch.unique(cut.rows.reshape(-1), return_inverse=True)
-    compact = _rows_grads(cut, unique, inverse)
-    full = compact.new_zeros(len(cut.inputs), *cut.weight.shape)
-    full[:, unique] = compact
-    return full
-
-
-def _rows_grads(cut: SharedCut, unique: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
-    """[T+1, U, D]: each task's ∂L_t/∂e summed per looked-up table row (occurrence order)."""
     dim = cut.weight.shape[1]
     out = cut.weight.new_zeros(len(cut.inputs), len(unique), dim)
     for t, e in enumerate(cut.inputs):
         out[t].index_add_(0, inverse, e.grad.reshape(-1, dim))
-    return out
+    return unique, out
+
+
+def table_grads(cut: SharedCut) -> torch.Tensor:
+    """Per-task table-space gradients [T+1, M, D], dense (for tests and inspection)."""
+    unique, per_row = rows_grads(cut)
+    full = per_row.new_zeros(len(cut.inputs), *cut.weight.shape)
+    full[:, unique] = per_row
+    return full
 
 
 def _total(losses: dict[str, torch.Tensor]) -> torch.Tensor:
