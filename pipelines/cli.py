@@ -1,6 +1,7 @@
 """The `htl` command: run the DAG locally, compile it, or run one step alone.
 
 htl run --config configs/demo.yaml           # the whole DAG through kfp.local
+htl run --config configs/demo.yaml --set data.rows=200000 --set seeds=[0,1,2,3,4,5,6,7,8,9]
 htl compile --config configs/demo.yaml --output build/pipeline.yaml
 htl ingest --config configs/demo.yaml --output /tmp/events   # one step (see --help)
 """
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from htl.cli import add_step_commands, run_handler
-from htl.config import config_from_dict, load_config
+from htl.config import apply_overrides, config_from_dict, load_config
 
 log = logging.getLogger("htl")
 
@@ -35,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--run-name", default=None, help="MLflow parent run name (default: <name>-<time>)"
     )
     p.add_argument("--parallelism", type=int, default=2, help="train/evaluate tasks at once")
+    _add_set(p)
     p.set_defaults(handler=_run)
 
     p = sub.add_parser("compile", help="write the pipeline YAML for a KFP host")
@@ -46,16 +48,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--output", required=True, help="pipeline YAML to write")
     p.add_argument("--parallelism", type=int, default=4)
     p.add_argument("--gpu", action="store_true", help="request nvidia.com/gpu for hpo and train")
+    _add_set(p)
     p.set_defaults(handler=_compile)
 
     add_step_commands(sub)
     return run_handler(parser.parse_args(argv))
 
 
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set data.rows=200000 --set seeds=[0,1] (repeatable)",
+    )
+
+
 def _run(args: argparse.Namespace) -> object:
     from pipelines.local import PipelineFailed, run_locally
 
-    config = load_config(args.config)  # every config mistake stops here, before any step
+    config = load_config(args.config, args.set)  # every mistake stops here, before any step
     run_name = args.run_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         report = run_locally(config, run_name, args.parallelism)
@@ -75,7 +88,11 @@ def _run(args: argparse.Namespace) -> object:
 def _compile(args: argparse.Namespace) -> object:
     from pipelines.compile import compile_pipeline
 
-    config = load_config(args.config) if args.config else config_from_dict({}, source="defaults")
+    config = (
+        load_config(args.config, args.set)
+        if args.config
+        else config_from_dict(apply_overrides({}, args.set, "defaults"), source="defaults")
+    )
     path = compile_pipeline(config, args.output, args.parallelism, args.gpu)
     print(f"htl: wrote {path}", file=sys.stderr)
     return None

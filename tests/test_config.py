@@ -60,6 +60,19 @@ def test_round_trip_through_pipeline_parameter_types() -> None:
             ["model_options.shared_bottom", "single-backward path"],
         ),
         ([1, 2], ["must be a mapping"]),
+        (
+            {"models": ["htlnet", "fast"], "model_options": {"fast": {"model": "htlnte"}}},
+            ["unknown model 'model_options.fast.model: htlnte'", "did you mean 'htlnet'"],
+        ),
+        (
+            {
+                "models": ["htlnet", "no_opt"],
+                "model_options": {"no_opt": {"model": "htlnet", "gradint": "none"}},
+            },
+            ["model_options.no_opt", "unknown option 'gradint'", "'gradient'"],
+        ),  # fmt: skip
+        ({"models": ["htlnet", "w/o opt"]}, ["'models[1]' is 'w/o opt'", "lower-case"]),
+        ({"hpo": {"fixed": ["batchsize"]}}, ["'hpo.fixed' names ['batchsize']", "batch_size"]),
     ],
 )
 def test_bad_config_names_the_key(raw: object, fragments: list[str]) -> None:
@@ -87,3 +100,33 @@ def test_defaults_fill_in_and_stores_live_under_workdir(tmp_path: Path) -> None:
     assert config.models == ("htlnet", "shared_bottom", "dnn")
     assert config.tracking_uri == f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}"
     assert config.optuna_storage.endswith("/w/optuna.db")
+
+
+def test_variants_build_their_model_with_their_options() -> None:
+    config = load_config(ROOT / "configs" / "ablation-optimization.yaml")
+    assert config.architecture("htlnet_wo_conflict") == "htlnet"
+    assert config.options_for("htlnet_wo_conflict") == {"alpha": 0.0}
+    assert config.architecture("htlnet") == "htlnet" and config.options_for("htlnet") == {}
+    from htl.hpo import base_params, search_space
+
+    # an option the variant sets is never tuned away; hpo.fixed keeps the config's batch size
+    assert "alpha" not in search_space(config, "htlnet_wo_conflict")
+    assert "alpha" in search_space(config, "htlnet")
+    assert "batch_size" in search_space(config, "htlnet")
+    params = base_params(config, "htlnet_wo_conflict")
+    assert params.architecture == "htlnet" and params.options == {"alpha": 0.0}
+    table2 = load_config(ROOT / "configs" / "table2-kuairand.yaml")
+    assert "batch_size" not in search_space(table2, "mmoe")
+
+
+def test_overrides_apply_on_top_of_the_file_and_are_validated(tmp_path: Path) -> None:
+    path = ROOT / "configs" / "demo.yaml"
+    config = load_config(path, ["data.rows=1234", "seeds=[4, 5]", "train.lr=0.01"])
+    assert (config.data.rows, config.seeds, config.train.lr) == (1234, (4, 5), 0.01)
+    assert config.models == load_config(path).models
+    with pytest.raises(ConfigError, match="unknown key 'data.rowz'"):
+        load_config(path, ["data.rowz=10"])
+    with pytest.raises(ConfigError, match="not of the form dotted.key=value"):
+        load_config(path, ["data.rows"])
+    with pytest.raises(ConfigError, match="'name' is not a section"):
+        load_config(path, ["name.x=1"])

@@ -113,8 +113,16 @@ def test_report(finished_run: dict) -> None:
         for c in results["comparisons"]
     )
     markdown = (finished_run["root"] / "significance" / "report_markdown").read_text()
-    assert "| click | AUC ↑ |" in markdown and "| watch_time | NRMSE ↓ |" in markdown
-    assert (report_dir / "results.csv").read_text().startswith("model,metric,mean,std,n")
+    assert "| click | AUC↑ |" in markdown and "| watch_time | NRMSE↓ |" in markdown
+    # Table 2 order: baselines in config order, the reference last, then the references
+    assert "| task | metric | shared_bottom | dnn | htlnet | predict train mean | predict 0 |" in (
+        markdown
+    )
+    assert (report_dir / "results.csv").read_text().startswith("task,metric,direction,model")
+    assert "<table>" in (report_dir / "report.html").read_text()
+    assert results["figures"] == ["metrics.png", "grad_norms.png", "epoch_time.png"]
+    # every run finished, so no checkpoint is left behind
+    assert not list(Path(finished_run["config"].checkpoint_dir).glob("*.pt"))
 
 
 def test_mlflow_runs_and_registry(finished_run: dict) -> None:

@@ -145,7 +145,7 @@ def test_every_step_runs_alone_and_registers_on_a_server(
         ],
         capsys,
     )
-    assert Path(report).read_text().count("| htlnet | dnn |") == 1
+    assert Path(report).read_text().count("| dnn | htlnet |") == 1  # reference last
     version = run(
         [
             "register",

@@ -7,10 +7,13 @@ config it would fail on halfway.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +50,7 @@ class TrainConfig:
     patience: int = 2
     core_loss: str = "mse"
     device: str = "auto"
+    checkpoint_dir: str | None = None  # default: <workdir>/checkpoints; one file per run
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class HpoConfig:
     epochs: int = 1
     storage: str | None = None  # default: SQLite under workdir
     seed: int = 0
+    fixed: tuple[str, ...] = ()  # search keys left at the config's value, e.g. [batch_size]
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,20 @@ class ExperimentConfig:
     def optuna_storage(self) -> str:
         return self.hpo.storage or f"sqlite:///{Path(self.workdir) / 'optuna.db'}"
 
+    @property
+    def checkpoint_dir(self) -> str:
+        return self.train.checkpoint_dir or str(Path(self.workdir) / "checkpoints")
+
+    def architecture(self, entry: str) -> str:
+        """The registered model an entry of `models` builds: itself, or a variant's `model`."""
+        return str(self.model_options.get(entry, {}).get("model", entry))
+
+    def options_for(self, entry: str) -> dict[str, Any]:
+        """The entry's model options, without the variant's `model` key."""
+        return {k: v for k, v in self.model_options.get(entry, {}).items() if k != "model"}
+
+
+ENTRY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.source": ("synthetic",),
@@ -125,8 +144,12 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a YAML config; relative workdir and stores resolve against the cwd."""
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read and validate a YAML config; relative workdir and stores resolve against the cwd.
+
+    `overrides` are `dotted.key=value` strings (values parsed as YAML) applied on top, e.g.
+    `data.rows=200000` or `seeds=[0,1,2]`; they are validated like the file itself.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -134,7 +157,28 @@ def load_config(path: str | Path) -> ExperimentConfig:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return config_from_dict(raw, source=str(path))
+    return config_from_dict(apply_overrides(raw, overrides, str(path)), source=str(path))
+
+
+def apply_overrides(raw: Any, overrides: Sequence[str], source: str) -> Any:
+    """A copy of `raw` with each `dotted.key=value` set (the value parsed as YAML)."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{source}: override {item!r} is not of the form dotted.key=value")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: override {item!r}: value is not valid YAML") from exc
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source}: override {item!r}: '{part}' is not a section")
+        node[parts[-1]] = value
+    return out
 
 
 def config_from_dict(raw: Any, source: str = "<config>") -> ExperimentConfig:
@@ -229,25 +273,37 @@ def _validate(config: ExperimentConfig, source: str) -> None:
     known = sorted(MODEL_BUILDERS)
     if not config.models:
         raise ConfigError(f"{source}: 'models' is empty; expected at least one of {known}")
-    for i, model in enumerate(config.models):
-        if model not in MODEL_BUILDERS:
-            close = difflib.get_close_matches(model, known, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+    for i, entry in enumerate(config.models):
+        if not ENTRY_NAME.fullmatch(entry):
             raise ConfigError(
-                f"{source}: unknown model 'models[{i}]: {model}'{hint}; known: {known}"
+                f"{source}: 'models[{i}]' is {entry!r}; names are lower-case letters, digits, "
+                "'_' and '-' (they name directories and MLflow runs)"
+            )
+        architecture = config.architecture(entry)
+        if architecture not in MODEL_BUILDERS:
+            close = difflib.get_close_matches(architecture, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            where = (
+                f"'model_options.{entry}.model: {architecture}'"
+                if architecture != entry
+                else f"'models[{i}]: {entry}'"
+            )
+            raise ConfigError(
+                f"{source}: unknown model {where}{hint}; known: {known} "
+                f"(a variant names its model under 'model_options.<name>.model')"
             )
     if len(set(config.models)) != len(config.models):
         raise ConfigError(f"{source}: 'models' lists a model twice: {list(config.models)}")
-    for model, options in config.model_options.items():
-        if model not in config.models:
+    for entry in config.model_options:
+        if entry not in config.models:
             raise ConfigError(
-                f"{source}: 'model_options.{model}' names a model not in 'models' "
+                f"{source}: 'model_options.{entry}' names a model not in 'models' "
                 f"{list(config.models)}"
             )
         try:
-            validate_model_options(model, options)
+            validate_model_options(config.architecture(entry), config.options_for(entry))
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: 'model_options.{model}': {exc}") from exc
+            raise ConfigError(f"{source}: 'model_options.{entry}': {exc}") from exc
     if not config.seeds or len(set(config.seeds)) != len(config.seeds):
         raise ConfigError(
             f"{source}: 'seeds' must be non-empty and distinct, got {list(config.seeds)}"
@@ -270,6 +326,16 @@ def _validate(config: ExperimentConfig, source: str) -> None:
         _positive(source, f"train.{name}", getattr(config.train, name))
     _positive(source, "train.lr", config.train.lr)
     _positive(source, "hpo.epochs", config.hpo.epochs)
+    unknown = []
+    if config.hpo.fixed:  # optuna is imported only when there is something to check
+        from htl.hpo import tunable_keys
+
+        unknown = [k for k in config.hpo.fixed if k not in tunable_keys()]
+    if unknown:
+        raise ConfigError(
+            f"{source}: 'hpo.fixed' names {unknown}, which are not tuned; "
+            f"tunable: {sorted(tunable_keys())}"
+        )
     if config.hpo.trials < 0:
         raise ConfigError(f"{source}: 'hpo.trials' must be >= 0, got {config.hpo.trials}")
     if config.train.l2 < 0:

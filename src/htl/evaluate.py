@@ -8,8 +8,8 @@ from typing import Any
 import pandas as pd
 
 from htl.data.features import FeatureEncoder
-from htl.data.prepare import FEATURES_FILE
-from htl.metrics import evaluate_predictions
+from htl.data.prepare import FEATURES_FILE, split_path
+from htl.metrics import evaluate_predictions, trivial_references
 from htl.storage import atomic_directory, read_json, write_json
 from htl.train import MODEL_SPEC_FILE, load_model, load_split, predict
 
@@ -30,12 +30,19 @@ def evaluate_model(
     preds = {k: v.float().numpy() for k, v in predict(model, test).items()}
     targets = {k: v.numpy() for k, v in test.y.items()}
     metrics = evaluate_predictions(targets, preds, model.tasks)
+    train_targets = pd.read_parquet(split_path(splits_dir, "train"), columns=list(targets))
     record = {
         "model": spec["model"],
+        "architecture": spec.get("architecture", spec["model"]),
         "seed": spec["seed"],
         "split": "test",
         "rows": len(test),
+        "tasks": {"chain": list(model.tasks.chain), "core": model.tasks.core},
         "metrics": metrics,
+        "references": trivial_references(
+            targets, {k: train_targets[k].to_numpy() for k in targets}, model.tasks
+        ),
+        "history": spec.get("history", []),
     }
     frame = pd.DataFrame(
         {**{f"y_{k}": v for k, v in targets.items()}, **{f"pred_{k}": v for k, v in preds.items()}}

@@ -262,6 +262,13 @@ class MetaBalance:
         self.beta, self.relax = beta, relax
         self.moving: torch.Tensor | None = None  # [T+1, tensors]
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The moving averages, so a resumed run continues them (the engine's checkpoint)."""
+        return {} if self.moving is None else {"moving": self.moving.detach().clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.moving = state.get("moving")
+
     def backward(
         self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter], cut: SharedCut | None
     ) -> torch.Tensor:
@@ -277,7 +284,7 @@ class MetaBalance:
         ]
         _total(losses).backward()
         norms = torch.stack([torch.stack([g.norm() for g in grads]) for grads in per_task])
-        previous = torch.zeros_like(norms) if self.moving is None else self.moving
+        previous = torch.zeros_like(norms) if self.moving is None else self.moving.to(norms.device)
         self.moving = self.beta * previous + (1 - self.beta) * norms
         positive = self.moving > 0
         ratio = torch.where(positive, self.moving[-1:] / self.moving.clamp_min(EPS), 0.0)

@@ -59,8 +59,22 @@ def base_params(config: ExperimentConfig, model: str) -> TrainParams:
         patience=t.patience,
         core_loss=t.core_loss,
         device=t.device,
-        options=dict(config.model_options.get(model, {})),
+        options=config.options_for(model),
+        architecture=config.architecture(model),
     )
+
+
+def search_space(config: ExperimentConfig, model: str) -> dict[str, list[Any]]:
+    """Table 6's grids for the entry's architecture, less every option the entry sets (an
+    ablation's `alpha: 0` stays 0) and every key in `hpo.fixed`."""
+    fixed = {*config.options_for(model), *config.hpo.fixed}
+    space = {**COMMON_SPACE, **MODEL_SPACES.get(config.architecture(model), {})}
+    return {k: v for k, v in space.items() if k not in fixed}
+
+
+def tunable_keys() -> set[str]:
+    """Every key some search space tunes (what `hpo.fixed` may name)."""
+    return {*COMMON_SPACE, *(k for space in MODEL_SPACES.values() for k in space)}
 
 
 def apply_params(params: TrainParams, tuned: dict[str, Any]) -> TrainParams:
@@ -93,7 +107,7 @@ def search(
     results: dict[str, dict[str, Any]] = {}
     for model in config.models:
         base = base_params(config, model)
-        space = {**COMMON_SPACE, **MODEL_SPACES.get(model, {})}
+        space = search_space(config, model)
 
         def objective(
             trial: optuna.Trial, model: str = model, base: TrainParams = base, space=space
@@ -101,7 +115,7 @@ def search(
             tuned = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
             params = replace(apply_params(base, tuned), epochs=config.hpo.epochs)
             net = build_model(
-                model, encoder.cardinalities, params.embed_dim, tasks, params.options
+                params.architecture, encoder.cardinalities, params.embed_dim, tasks, params.options
             ).to(device)
             result = fit(net, train, valid, params, seed=config.hpo.seed, progress=False)
             return result.best_valid[core_key]

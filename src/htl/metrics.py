@@ -84,7 +84,11 @@ def gini(y: np.ndarray, pred: np.ndarray) -> float:
     """Normalised Gini: the model's gain-curve Gini over the perfect ranking's (sign kept).
 
     Rows are ranked by prediction, descending, with a stable sort so ties keep input order.
+    Constant predictions rank nothing: NaN with a warning, as for Spearman.
     """
+    if np.ptp(pred) == 0:
+        log.warning("Gini is undefined for constant predictions; returning NaN")
+        return math.nan
 
     def raw(order: np.ndarray) -> float:
         gain = np.cumsum(y[order]) / y.sum()
@@ -111,6 +115,40 @@ def evaluate_predictions(
     out[f"{tasks.core}/rmse"] = float(np.sqrt(np.mean((y - p) ** 2)))
     out[f"{tasks.core}/mae"] = float(np.mean(np.abs(y - p)))
     return out
+
+
+#: The constant predictors every report shows beside the models.
+REFERENCES = ("train_mean", "zero")
+
+
+def trivial_references(
+    targets: dict[str, np.ndarray], train: dict[str, np.ndarray], tasks: TaskSpec
+) -> dict[str, dict[str, float]]:
+    """Test metrics of constant predictions: `zero` (the core only; NMAE is then exactly 1)
+    and `train_mean` (the train mean of each target, i.e. the base rate of a binary task)."""
+    n = len(targets[tasks.core])
+    means = {name: float(np.mean(train[name])) for name in tasks.names}
+    constant = {name: np.full(n, mean) for name, mean in means.items()}
+    with _quiet():
+        out = {"train_mean": evaluate_predictions(targets, constant, tasks)}
+        zero = {**constant, tasks.core: np.zeros(n)}
+        out["zero"] = {
+            k: v
+            for k, v in evaluate_predictions(targets, zero, tasks).items()
+            if k.startswith(f"{tasks.core}/")
+        }
+    return out
+
+
+class _quiet:
+    """Silence the expected 'undefined for a constant input' warnings of constant predictors."""
+
+    def __enter__(self) -> None:
+        self.level = log.level
+        log.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        log.setLevel(self.level)
 
 
 def higher_is_better(metric_key: str) -> bool | None:

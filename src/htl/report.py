@@ -1,19 +1,34 @@
-"""The comparison report: Markdown (KFP UI, MLflow), CSV and JSON from seed-level metrics."""
+"""The comparison report in the paper's Table 2 layout: Markdown (KFP UI, MLflow), HTML, CSV,
+JSON and the figures, from seed-level metric records.
+
+Rows are task × metric with ↑/↓ for direction, columns are models (baselines in config
+order, the reference last), cells are mean ± std over seeds. Per row the best mean is bold and
+the second underlined (ranked on the displayed 4-decimal value, so equal-looking cells get the
+same mark); `*` marks the winner of the t-test between the reference and the best baseline
+when p ≤ α. The trivial references (predict zero, predict the train mean) sit in their own
+columns and are never ranked.
+"""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import math
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from htl.metrics import higher_is_better
+from htl import plots
+from htl.metrics import REFERENCES, higher_is_better
 from htl.stats import Comparison, collect, compare, summarize
 from htl.storage import atomic_directory, atomic_write_text, write_json
 
 REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+RESULTS_CSV = "results.csv"
+RESULTS_JSON = "results.json"
 METRIC_LABELS = {
     "auc": "AUC",
     "logloss": "Logloss",
@@ -22,6 +37,38 @@ METRIC_LABELS = {
     "spearman": "Spearman",
     "gini": "Gini",
 }
+REFERENCE_LABELS = {"zero": "predict 0", "train_mean": "predict train mean"}
+DIGITS = 4
+
+
+@dataclass(frozen=True)
+class Cell:
+    mean: float
+    std: float
+    n: int
+    rank: int | None  # 1 best, 2 second, None otherwise or NaN
+    star: bool
+
+
+@dataclass(frozen=True)
+class Row:
+    task: str
+    metric: str  # `<task>/<metric>`
+    higher_is_better: bool
+    cells: dict[str, Cell]
+    references: dict[str, float]
+
+    @property
+    def label(self) -> str:
+        arrow = "↑" if self.higher_is_better else "↓"
+        return f"{METRIC_LABELS[self.metric.rsplit('/', 1)[1]]}{arrow}"
+
+
+@dataclass(frozen=True)
+class Table:
+    models: list[str]
+    rows: list[Row]
+    references: list[str]
 
 
 def build_report(
@@ -31,74 +78,176 @@ def build_report(
     alpha: float,
     title: str,
     out_dir: str | Path,
+    order: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Aggregate the records, run the t-tests and write report.md, results.csv, results.json."""
+    """Aggregate the records, run the t-tests, write every format and figure atomically."""
     if not records:
         raise ValueError("no metric records to report on")
     values = collect(records)
     summary = summarize(values)
     comparisons = compare(values, reference, test)
-    markdown = render_markdown(summary, comparisons, reference, test, alpha, title)
+    models = model_order(summary, reference, order)
+    tasks = records[0].get("tasks", {})
+    task_order = [*tasks.get("chain", []), *([tasks["core"]] if "core" in tasks else [])]
+    table = build_table(
+        summary, comparisons, models, alpha, records[0].get("references", {}), task_order
+    )
+    caption = _caption(summary, reference, test, alpha)
     result = {
         "title": title,
         "reference": reference,
         "test": test,
         "alpha": alpha,
+        "models": models,
         "summary": {
             m: {k: {"mean": v[0], "std": v[1], "n": v[2]} for k, v in s.items()}
             for m, s in summary.items()
         },
+        "values": values,
+        "references": records[0].get("references", {}),
         "comparisons": [{**asdict(c), "verdict": c.verdict(alpha)} for c in comparisons],
     }
     with atomic_directory(out_dir) as tmp:
-        atomic_write_text(tmp / REPORT_MD, markdown)
-        atomic_write_text(tmp / "results.csv", _csv(summary))
-        write_json(tmp / "results.json", _finite(result))
+        figures = [
+            name
+            for name, made in (
+                (plots.METRICS_PNG, plots.plot_metrics(
+                    summary, [r.metric for r in table.rows], models, tmp / plots.METRICS_PNG
+                )),
+                (plots.GRAD_NORMS_PNG, plots.plot_grad_norms(
+                    records, list(dict.fromkeys(r.task for r in table.rows)),
+                    tmp / plots.GRAD_NORMS_PNG,
+                )),
+                (plots.EPOCH_TIME_PNG, plots.plot_epoch_time(
+                    records, models, tmp / plots.EPOCH_TIME_PNG
+                )),
+            )
+            if made
+        ]  # fmt: skip
+        atomic_write_text(
+            tmp / REPORT_MD, render_markdown(table, comparisons, reference, alpha, title, caption)
+        )
+        atomic_write_text(tmp / REPORT_HTML, render_html(table, title, caption, figures))
+        atomic_write_text(tmp / RESULTS_CSV, render_csv(table))
+        write_json(tmp / RESULTS_JSON, _finite({**result, "figures": figures}))
     return result
 
 
-def render_markdown(
+def model_order(summary: dict[str, Any], reference: str, order: Sequence[str] = ()) -> list[str]:
+    """Baselines in config order (then any others by name), the reference last, as Table 2."""
+    known = [m for m in order if m in summary]
+    rest = sorted(m for m in summary if m not in known)
+    models = [m for m in (*known, *rest) if m != reference]
+    return [*models, reference] if reference in summary else models
+
+
+def build_table(
     summary: dict[str, dict[str, tuple[float, float, int]]],
     comparisons: list[Comparison],
+    models: list[str],
+    alpha: float,
+    references: dict[str, dict[str, float]],
+    task_order: Sequence[str] = (),
+) -> Table:
+    """Rank each row's means in the metric's direction and place the significance stars.
+
+    Rows follow the chain, then the core (`task_order`; first appearance without it), each
+    task's metrics in the paper's order: AUC, Logloss; NRMSE, NMAE, Spearman, Gini.
+    """
+    by_metric = {c.metric: c for c in comparisons}
+    keys = [k for k in summary[models[0]] if higher_is_better(k) is not None]
+    tasks = list(dict.fromkeys([*task_order, *(k.rsplit("/", 1)[0] for k in keys)]))
+    metric_order = list(METRIC_LABELS)
+    keys.sort(
+        key=lambda k: (tasks.index(k.rsplit("/", 1)[0]), metric_order.index(k.rsplit("/", 1)[1]))
+    )
+    rows = []
+    for key in keys:
+        up = bool(higher_is_better(key))
+        means = {m: summary[m][key][0] if key in summary[m] else math.nan for m in models}
+        ranks = rank_values(means, up)
+        starred = _starred(by_metric.get(key), alpha)
+        cells = {
+            m: Cell(*summary[m].get(key, (math.nan, math.nan, 0)), ranks.get(m), m == starred)
+            for m in models
+        }
+        refs = {r: references[r][key] for r in REFERENCES if key in references.get(r, {})}
+        rows.append(Row(key.rsplit("/", 1)[0], key, up, cells, refs))
+    used = [r for r in REFERENCES if any(r in row.references for row in rows)]
+    return Table(models, rows, used)
+
+
+def rank_values(means: dict[str, float], higher_is_better: bool) -> dict[str, int]:
+    """1 for the best displayed value, 2 for the second; ties share a rank; NaN is unranked."""
+    shown = {m: round(v, DIGITS) for m, v in means.items() if math.isfinite(v)}
+    distinct = sorted(set(shown.values()), reverse=higher_is_better)[:2]
+    return {m: distinct.index(v) + 1 for m, v in shown.items() if v in distinct}
+
+
+def _starred(comparison: Comparison | None, alpha: float) -> str | None:
+    """The model whose cell gets `*`: the winner of a significant test, else none."""
+    if comparison is None:
+        return None
+    verdict = comparison.verdict(alpha)
+    if verdict == "better":
+        return comparison.reference
+    if verdict == "worse":
+        return comparison.baseline
+    return None
+
+
+def _caption(summary: dict[str, Any], reference: str, test: str, alpha: float) -> str:
+    seeds = sorted({v[2] for s in summary.values() for v in s.values()})
+    noun = "seed" if seeds == [1] else "seeds"
+    return (
+        f"Test split; mean ± std over {'/'.join(map(str, seeds))} {noun} per model. "
+        f"↑ higher is better, ↓ lower is better. Best in **bold**, second underlined. "
+        f"`*`: p ≤ {alpha} in a two-sided two-sample {test.capitalize()} t-test over seeds "
+        f"between {reference} and the best baseline, on the better of the two. "
+        f"The constant predictions on the right are trivial references, not ranked."
+    )
+
+
+def _cell_text(cell: Cell) -> str:
+    if not math.isfinite(cell.mean):
+        return "—"
+    std = f" ± {cell.std:.{DIGITS}f}" if math.isfinite(cell.std) else ""
+    return f"{cell.mean:.{DIGITS}f}{std}{'*' if cell.star else ''}"
+
+
+def _plain(value: float) -> str:
+    return f"{value:.{DIGITS}f}" if math.isfinite(value) else "—"
+
+
+def render_markdown(
+    table: Table,
+    comparisons: list[Comparison],
     reference: str,
-    test: str,
     alpha: float,
     title: str,
+    caption: str,
 ) -> str:
-    models = (
-        [reference, *sorted(m for m in summary if m != reference)]
-        if reference in summary
-        else sorted(summary)
-    )
-    metrics = [k for k in summary[models[0]] if higher_is_better(k) is not None]
-    significant = {c.metric for c in comparisons if c.verdict(alpha) == "better"}
-    seeds = sorted({v[2] for s in summary.values() for v in s.values()})
+    refs = [REFERENCE_LABELS[r] for r in table.references]
     lines = [
         f"# {title}",
         "",
-        f"Test split; mean ± std over {'/'.join(map(str, seeds))} seeds per model. "
-        f"↑ higher is better, ↓ lower is better; **bold** is the best mean; "
-        f"`*` marks {reference} significantly better than the best baseline (p ≤ {alpha}, "
-        f"two-sided {test.capitalize()} t-test over seeds).",
+        caption,
         "",
-        "| task | metric | " + " | ".join(models) + " |",
-        "|---|---|" + "---|" * len(models),
+        "| task | metric | " + " | ".join([*table.models, *refs]) + " |",
+        "|---|---|" + "---:|" * (len(table.models) + len(refs)),
     ]
-    for key in metrics:
-        task, metric = key.rsplit("/", 1)
-        up = higher_is_better(key)
-        means = {m: summary[m][key][0] for m in models}
-        ranked = [m for m in models if not math.isnan(means[m])]
-        best = (max if up else min)(ranked, key=means.get) if ranked else None
+    for row in table.rows:
         cells = []
-        for m in models:
-            mean, std, _ = summary[m][key]
-            cell = f"{mean:.4f} ± {std:.4f}"
-            if m == reference and key in significant:
-                cell += "*"
-            cells.append(f"**{cell}**" if m == best else cell)
-        arrow = "↑" if up else "↓"
-        lines.append(f"| {task} | {METRIC_LABELS[metric]} {arrow} | " + " | ".join(cells) + " |")
+        for m in table.models:
+            cell = row.cells[m]
+            text = _cell_text(cell)
+            if cell.rank == 1:
+                text = f"**{text}**"
+            elif cell.rank == 2:
+                text = f"<u>{text}</u>"
+            cells.append(text)
+        cells += [_plain(row.references.get(r, math.nan)) for r in table.references]
+        lines.append(f"| {row.task} | {row.label} | " + " | ".join(cells) + " |")
     if comparisons:
         lines += [
             "",
@@ -115,13 +264,57 @@ def render_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _csv(summary: dict[str, dict[str, tuple[float, float, int]]]) -> str:
+def render_html(table: Table, title: str, caption: str, figures: Sequence[str]) -> str:
+    """A standalone page: the same table with <b>/<u>, then the figures beside it."""
+    esc = html.escape
+    refs = [REFERENCE_LABELS[r] for r in table.references]
+    head = "".join(f"<th>{esc(h)}</th>" for h in ["task", "metric", *table.models, *refs])
+    body = []
+    for row in table.rows:
+        cells = []
+        for m in table.models:
+            cell = row.cells[m]
+            text = esc(_cell_text(cell))
+            if cell.rank == 1:
+                text = f"<b>{text}</b>"
+            elif cell.rank == 2:
+                text = f"<u>{text}</u>"
+            cells.append(f"<td>{text}</td>")
+        cells += [
+            f'<td class="ref">{_plain(row.references.get(r, math.nan))}</td>'
+            for r in table.references
+        ]
+        body.append(f"<tr><td>{esc(row.task)}</td><td>{esc(row.label)}</td>{''.join(cells)}</tr>")
+    caption_html = esc(caption).replace("**bold**", "<b>bold</b>").replace("`*`", "<code>*</code>")
+    images = "".join(f'<p><img src="{esc(f)}" alt="{esc(f)}"></p>' for f in figures)
+    return (
+        '<!doctype html>\n<html><head><meta charset="utf-8">'
+        f"<title>{esc(title)}</title><style>"
+        "body{font-family:sans-serif}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+        "td:first-child,td:nth-child(2){text-align:left}td.ref{color:#777}"
+        "</style></head><body>\n"
+        f"<h1>{esc(title)}</h1>\n<p>{caption_html}</p>\n"
+        f"<table><thead><tr>{head}</tr></thead><tbody>\n"
+        + "\n".join(body)
+        + f"\n</tbody></table>\n{images}\n</body></html>\n"
+    )
+
+
+def render_csv(table: Table) -> str:
+    """Long form, one line per (row, model or reference): what a notebook wants."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["model", "metric", "mean", "std", "n"])
-    for model, metrics in sorted(summary.items()):
-        for metric, (mean, std, n) in metrics.items():
-            writer.writerow([model, metric, mean, std, n])
+    writer.writerow(["task", "metric", "direction", "model", "mean", "std", "n", "rank", "star"])
+    for row in table.rows:
+        direction = "up" if row.higher_is_better else "down"
+        metric = row.metric.rsplit("/", 1)[1]
+        for m, c in row.cells.items():
+            writer.writerow(
+                [row.task, metric, direction, m, c.mean, c.std, c.n, c.rank or "", int(c.star)]
+            )
+        for r, value in row.references.items():
+            writer.writerow([row.task, metric, direction, f"reference:{r}", value, "", "", "", 0])
     return buffer.getvalue()
 
 
@@ -131,6 +324,6 @@ def _finite(value: Any) -> Any:
         return None
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value

@@ -93,8 +93,11 @@ def run_train(
             params,
             out_dir,
             on_epoch=lambda epoch, record: tracking.log_metrics(record, step=epoch),
+            checkpoint_dir=config.checkpoint_dir,
         )
-        tracking.log_metrics({"best_epoch": float(result.best_epoch)})
+        tracking.log_metrics(
+            {"best_epoch": float(result.best_epoch), "resumed_from_epoch": result.resumed_from}
+        )
     return {"model": model, "seed": seed, "best_epoch": result.best_epoch, **result.best_valid}
 
 
@@ -129,7 +132,13 @@ def run_significance(
     with tracking.step_run(config, parent, "significance"):
         s = config.significance
         result = build_report(
-            records, s.reference, s.test, s.alpha, f"{config.name}: test results", out_dir
+            records,
+            s.reference,
+            s.test,
+            s.alpha,
+            f"{config.name}: test results",
+            out_dir,
+            order=config.models,
         )
         for c in result["comparisons"]:
             tracking.log_metrics({f"p/{c['metric']}": c["p"]})

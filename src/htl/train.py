@@ -2,14 +2,20 @@
 
 No DataLoader and no per-step host sync on the hot path: losses are summed on the device and
 read once per epoch; predictions are accumulated on the device and leave it once per
-evaluation. Early stopping on the validation core NRMSE restores the best epoch.
+evaluation. Early stopping on the validation core NRMSE restores the best epoch. A checkpoint
+written after every epoch lets a killed run resume and end exactly where an uninterrupted one
+would.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import math
+import os
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +56,7 @@ class TrainParams:
     core_loss: str = "mse"
     device: str = "auto"
     options: dict[str, Any] = field(default_factory=dict)
+    architecture: str | None = None  # the registered model a named variant builds; None: itself
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ class FitResult:
     history: list[dict[str, float]]
     best_epoch: int
     best_valid: dict[str, float]
+    resumed_from: int = 0  # the epoch a checkpoint resumed from; 0 for a fresh run
 
 
 def resolve_device(name: str) -> torch.device:
@@ -172,8 +180,15 @@ def fit(
     seed: int,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = True,
+    checkpoint: str | Path | None = None,
+    checkpoint_key: str = "",
 ) -> FitResult:
-    """Adam with coupled L2, early stopping on validation core NRMSE, best epoch restored."""
+    """Adam with coupled L2, early stopping on validation core NRMSE, best epoch restored.
+
+    With `checkpoint`, the whole training state is saved after every epoch and a run that
+    finds a checkpoint with the same `checkpoint_key` continues from it; the file is removed
+    once training ends.
+    """
     device = train.x.device
     torch.manual_seed(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -181,20 +196,28 @@ def fit(
     strategy = strategy_for(model.options)
     shared = model.shared_parameters()
     core_key = f"{model.tasks.core}/nrmse"
-    best = (math.inf, 0, copy.deepcopy(model.state_dict()), {})
-    history: list[dict[str, float]] = []
-    step = 0
+    state = _TrainingState(best_state=copy.deepcopy(model.state_dict()))
+    if checkpoint is not None:
+        restored = _load_checkpoint(checkpoint, checkpoint_key)
+        if restored is not None:
+            state = _restore(restored, model, optimizer, strategy, generator)
+            log.info("resuming from %s after epoch %d", checkpoint, state.epoch)
+    resumed_from = state.epoch
     steps_per_epoch = math.ceil(len(train) / params.batch_size)
-    for epoch in range(1, params.epochs + 1):
+    while not state.stopped and state.epoch < params.epochs:
+        epoch = state.epoch + 1
+        started = time.perf_counter()
         losses, norms = run_epoch(
-            model, optimizer, strategy, shared, train, params.batch_size, generator, step,
-            desc=f"epoch {epoch}", progress=progress,
+            model, optimizer, strategy, shared, train, params.batch_size, generator,
+            state.epoch * steps_per_epoch, desc=f"epoch {epoch}", progress=progress,
         )  # fmt: skip
-        step += steps_per_epoch
-        train_losses = losses.tolist()
+        train_losses = losses.tolist()  # the epoch's one host sync
+        seconds = time.perf_counter() - started
         valid_metrics = score(model, valid)
         record = {
             "epoch": float(epoch),
+            "time/epoch_seconds": seconds,
+            "time/samples_per_second": len(train) / seconds,
             **{f"train_loss/{k}": v for k, v in zip(model.tasks.names, train_losses, strict=False)},
         }
         record.update({f"valid/{k}": v for k, v in valid_metrics.items()})
@@ -202,7 +225,8 @@ def fit(
             for name, (before, after) in zip(model.tasks.names, norms.tolist(), strict=True):
                 record[f"grad_norm/{name}/before"] = before
                 record[f"grad_norm/{name}/after"] = after
-        history.append(record)
+        state.history.append(record)
+        state.epoch = epoch
         if on_epoch:
             on_epoch(epoch, record)
         log.info("epoch %d: valid %s = %.4f", epoch, core_key, valid_metrics[core_key])
@@ -210,18 +234,98 @@ def fit(
             raise FloatingPointError(
                 f"validation {core_key} is {valid_metrics[core_key]} at epoch {epoch}"
             )
-        if valid_metrics[core_key] < best[0]:
-            best = (
-                valid_metrics[core_key],
-                epoch,
-                copy.deepcopy(model.state_dict()),
-                valid_metrics,
+        if valid_metrics[core_key] < state.best_value:
+            state.best_value, state.best_epoch = valid_metrics[core_key], epoch
+            state.best_state = copy.deepcopy(model.state_dict())
+            state.best_valid = valid_metrics
+        elif epoch - state.best_epoch >= params.patience:
+            log.info("early stop at epoch %d; best epoch %d", epoch, state.best_epoch)
+            state.stopped = True
+        if checkpoint is not None:
+            _save_checkpoint(
+                checkpoint, checkpoint_key, state, model, optimizer, strategy, generator
             )
-        elif epoch - best[1] >= params.patience:
-            log.info("early stop at epoch %d; best epoch %d", epoch, best[1])
-            break
-    model.load_state_dict(best[2])
-    return FitResult(history, best[1], best[3])
+    model.load_state_dict(state.best_state)
+    if checkpoint is not None:
+        Path(checkpoint).unlink(missing_ok=True)
+    return FitResult(state.history, state.best_epoch, state.best_valid, resumed_from)
+
+
+@dataclass
+class _TrainingState:
+    """What besides the weights, the optimiser and the RNGs a resumed run needs."""
+
+    best_state: dict[str, torch.Tensor]
+    epoch: int = 0
+    best_value: float = math.inf
+    best_epoch: int = 0
+    best_valid: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped: bool = False
+
+
+def checkpoint_key(*parts: Any) -> str:
+    """A digest of everything that makes a checkpoint valid for a run (model, seed, params,
+    data); a checkpoint under another key is ignored, never resumed."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _save_checkpoint(
+    path: str | Path,
+    key: str,
+    state: _TrainingState,
+    model: MultiTaskModel,
+    optimizer: torch.optim.Optimizer,
+    strategy: GradientStrategy,
+    generator: torch.Generator,
+) -> None:
+    """Write the checkpoint to a temporary file, then rename: a kill never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "key": key,
+        "state": {k: v for k, v in vars(state).items() if k != "best_state"},
+        "best_state": state.best_state,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "strategy": strategy.state_dict() if hasattr(strategy, "state_dict") else {},
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: str | Path, key: str) -> dict[str, Any] | None:
+    path = Path(path)
+    if not path.is_file():
+        return None
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("key") != key:
+        log.warning("ignoring checkpoint %s: it belongs to another run (key mismatch)", path)
+        return None
+    return payload
+
+
+def _restore(
+    payload: dict[str, Any],
+    model: MultiTaskModel,
+    optimizer: torch.optim.Optimizer,
+    strategy: GradientStrategy,
+    generator: torch.Generator,
+) -> _TrainingState:
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if hasattr(strategy, "load_state_dict"):
+        strategy.load_state_dict(payload["strategy"])
+    generator.set_state(payload["generator"])
+    torch.set_rng_state(payload["torch_rng"])
+    if payload["cuda_rng"]:
+        torch.cuda.set_rng_state_all(payload["cuda_rng"])
+    return _TrainingState(best_state=payload["best_state"], **payload["state"])
 
 
 def train_model(
@@ -231,19 +335,35 @@ def train_model(
     params: TrainParams,
     out_dir: str | Path,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> FitResult:
-    """Train one (model, seed) on the splits and write the model directory atomically."""
+    """Train one (model, seed) on the splits and write the model directory atomically.
+
+    With `checkpoint_dir`, progress is saved there after every epoch and a rerun of the same
+    (model, seed, params, splits) resumes from it.
+    """
     encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
     tasks = TaskSpec(encoder.chain, encoder.core, params.core_loss)
     device = resolve_device(params.device)
     train, valid = (load_split(splits_dir, s, encoder, device) for s in ("train", "valid"))
+    architecture = params.architecture or model_name
     torch.manual_seed(seed)
     model = build_model(
-        model_name, encoder.cardinalities, params.embed_dim, tasks, params.options
+        architecture, encoder.cardinalities, params.embed_dim, tasks, params.options
     ).to(device)
-    result = fit(model, train, valid, params, seed, on_epoch=on_epoch)
+    checkpoint = None
+    key = checkpoint_key(
+        model_name, seed, asdict(params), encoder.to_json(), len(train), len(valid)
+    )
+    if checkpoint_dir is not None:
+        checkpoint = Path(checkpoint_dir) / f"{model_name}-seed{seed}-{key}.pt"
+    result = fit(
+        model, train, valid, params, seed, on_epoch=on_epoch, checkpoint=checkpoint,
+        checkpoint_key=key,
+    )  # fmt: skip
     spec = {
         "model": model_name,
+        "architecture": architecture,
         "seed": seed,
         "cardinalities": encoder.cardinalities,
         "embed_dim": params.embed_dim,
@@ -253,6 +373,8 @@ def train_model(
         "params": asdict(params),
         "best_epoch": result.best_epoch,
         "best_valid": result.best_valid,
+        "resumed_from_epoch": result.resumed_from,
+        "history": result.history,
     }
     with atomic_directory(out_dir) as tmp:
         torch.save(model.state_dict(), tmp / MODEL_FILE)
@@ -270,7 +392,7 @@ def load_model(
     t = spec["tasks"]
     tasks = TaskSpec(tuple(t["chain"]), t["core"], t["core_loss"])
     model = build_model(
-        spec["model"],
+        spec.get("architecture", spec["model"]),
         spec["cardinalities"],
         spec["embed_dim"],
         tasks,

@@ -1,0 +1,155 @@
+"""The training engine: a run stopped mid-way resumes from its checkpoint and ends exactly where
+an uninterrupted run with the same seed ends, in-process and after a real SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_config
+
+from htl.config import load_config
+from htl.data.prepare import prepare_splits
+from htl.data.sources import ingest
+from htl.hpo import search
+from htl.models.registry import build_model
+from htl.tasks import TaskSpec
+from htl.train import SplitTensors, TrainParams, fit
+
+TASKS = TaskSpec(("click", "long_view"), "watch", "mse")
+CARDS = [20, 30, 7]
+
+
+def split(rows: int, seed: int) -> SplitTensors:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.stack([torch.randint(0, c, (rows,), generator=g) for c in CARDS], 1)
+    click = (x[:, 0] % 3 == 0).float()
+    long_view = click * (x[:, 1] % 2 == 0).float()
+    watch = long_view * (1 + x[:, 2].float()) + click
+    return SplitTensors(x, {"click": click, "long_view": long_view, "watch": watch})
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_after(epoch: int):
+    def on_epoch(e: int, record: dict) -> None:
+        if e == epoch:
+            raise Interrupt
+
+    return on_epoch
+
+
+def trained(model_name: str, options: dict, checkpoint: Path | None, stop: int | None = None):
+    torch.manual_seed(0)
+    model = build_model(model_name, CARDS, 4, TASKS, options)
+    params = TrainParams(epochs=5, batch_size=64, lr=0.01, patience=5, options=options)
+    result = fit(
+        model, split(600, 1), split(200, 2), params, seed=3, progress=False,
+        checkpoint=checkpoint, checkpoint_key="k", on_epoch=stop_after(stop) if stop else None,
+    )  # fmt: skip
+    return model, result
+
+
+def without_times(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in history]
+
+
+@pytest.mark.parametrize(
+    ("model_name", "options"),
+    [
+        ("htlnet", {"leu_noise": "logistic"}),  # global RNG inside the model
+        ("shared_bottom", {"gradient": "pcgrad", "pcgrad_shuffle": True}),  # RNG in the strategy
+        ("metabalance", {}),  # the strategy's moving averages
+    ],
+)
+def test_interrupted_fit_resumes_to_the_same_model(
+    tmp_path: Path, model_name: str, options: dict
+) -> None:
+    reference, expected = trained(model_name, options, checkpoint=None)
+    checkpoint = tmp_path / "run.pt"
+    with pytest.raises(Interrupt):
+        trained(model_name, options, checkpoint, stop=3)
+    assert torch.load(checkpoint, weights_only=True)["state"]["epoch"] == 2
+    resumed, result = trained(model_name, options, checkpoint)
+    assert result.resumed_from == 2
+    assert without_times(result.history) == without_times(expected.history)
+    assert result.best_epoch == expected.best_epoch
+    for key, value in reference.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert not checkpoint.exists()  # removed once training ends
+
+
+def test_a_checkpoint_of_another_run_is_ignored(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "run.pt"
+    with pytest.raises(Interrupt):
+        trained("dnn", {}, checkpoint, stop=2)
+    payload = torch.load(checkpoint, weights_only=True)
+    payload["key"] = "another run"
+    torch.save(payload, checkpoint)
+    _, result = trained("dnn", {}, checkpoint)
+    assert result.resumed_from == 0 and len(result.history) == 5
+
+
+def test_train_killed_with_sigkill_resumes_and_matches(tmp_path: Path) -> None:
+    """`htl train` is killed after its second epoch checkpoint; the rerun ends like a run that
+    was never interrupted (same history, same weights)."""
+    overrides = {
+        "models": ["htlnet"],
+        "seeds": [0],
+        "data": {"rows": 8000, "seed": 0},
+        "train": {"epochs": 6, "batch_size": 64, "lr": 0.002, "patience": 6},
+        "hpo": {"trials": 0, "epochs": 1},
+    }
+    config_path = write_config(tmp_path, overrides)
+    config = load_config(config_path)
+    events, splits, params = tmp_path / "events", tmp_path / "splits", tmp_path / "params"
+    ingest(config.data, events)
+    prepare_splits(events, splits, config.data)
+    search(config, splits, params)
+    checkpoints = Path(config.checkpoint_dir)
+
+    def train(output: Path) -> subprocess.Popen:
+        command = [sys.executable, "-m", "htl", "train", "--config", str(config_path)]
+        command += ["--splits", str(splits), "--params", str(params), "--model", "htlnet"]
+        command += ["--seed", "0", "--output", str(output)]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    killed = train(tmp_path / "killed")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and killed.poll() is None:
+        files = list(checkpoints.glob("htlnet-seed0-*.pt"))
+        if files and torch.load(files[0], weights_only=True)["state"]["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    assert killed.poll() is None, "training ended before it could be killed"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    epoch_at_kill = torch.load(files[0], weights_only=True)["state"]["epoch"]
+    assert 2 <= epoch_at_kill < 6 and not (tmp_path / "killed").exists()
+
+    resumed = train(tmp_path / "resumed")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()[-3000:]
+    assert not list(checkpoints.glob("*.pt"))
+    fresh = train(tmp_path / "fresh")  # the checkpoint is gone: an uninterrupted run
+    assert fresh.wait(timeout=300) == 0, fresh.stderr.read().decode()[-3000:]
+
+    specs = {n: json.loads((tmp_path / n / "model.json").read_text()) for n in ("resumed", "fresh")}
+    assert specs["resumed"]["resumed_from_epoch"] == epoch_at_kill
+    assert specs["fresh"]["resumed_from_epoch"] == 0
+    assert without_times(specs["resumed"]["history"]) == without_times(specs["fresh"]["history"])
+    assert specs["resumed"]["best_valid"] == specs["fresh"]["best_valid"]
+    weights = {
+        n: torch.load(tmp_path / n / "model.pt", weights_only=True) for n in ("resumed", "fresh")
+    }
+    for key, value in weights["fresh"].items():
+        assert torch.equal(value, weights["resumed"][key]), key

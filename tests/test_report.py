@@ -1,0 +1,174 @@
+"""The Table 2 report: ranks per direction, bold/underline/stars in the right cells, every format
+and figure written."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from scipy import stats as sps
+
+from htl.plots import epoch_curves
+from htl.report import build_report, rank_values
+from htl.stats import collect, compare
+
+ORDER = ("dnn", "mmoe", "ple", "htlnet")
+
+
+def record(model: str, seed: int, auc: float, nrmse: float, **extra: object) -> dict:
+    return {
+        "model": model,
+        "seed": seed,
+        "metrics": {"c/auc": auc, "c/logloss": 1 - auc, "w/nrmse": nrmse},
+        "references": {
+            "train_mean": {"c/auc": 0.5, "c/logloss": 0.6, "w/nrmse": 1.0},
+            "zero": {"w/nrmse": 1.2},
+        },
+        **extra,
+    }
+
+
+def records() -> list[dict]:
+    """htlnet best on AUC (significantly), mmoe best on NRMSE (not significantly)."""
+    out = []
+    for s in range(3):
+        out += [
+            record("htlnet", s, 0.80 + 0.001 * s, 0.90 + 0.001 * s),
+            record("mmoe", s, 0.70 + 0.001 * s, 0.80 + 0.05 * s),
+            record("dnn", s, 0.75 + 0.001 * s, 0.95 + 0.001 * s),
+            record("ple", s, 0.60 + 0.001 * s, 0.97 + 0.001 * s),
+        ]
+    return out
+
+
+def row_cells(markdown: str, prefix: str) -> list[str]:
+    line = next(line for line in markdown.splitlines() if line.startswith(prefix))
+    return [c.strip() for c in line.strip("|").split("|")][2:]
+
+
+def test_table2_marks_best_second_and_significance(tmp_path: Path) -> None:
+    build_report(records(), "htlnet", "student", 0.05, "T", tmp_path, order=ORDER)
+    md = (tmp_path / "report.md").read_text()
+    header = row_cells(md, "| task |")
+    assert header == ["dnn", "mmoe", "ple", "htlnet", "predict train mean", "predict 0"]
+    auc = row_cells(md, "| c | AUC↑")
+    assert auc[3] == "**0.8010 ± 0.0010***"  # best, and p <= 0.05 against dnn
+    assert auc[0] == "<u>0.7510 ± 0.0010</u>"  # second
+    assert auc[1] == "0.7010 ± 0.0010" and auc[2] == "0.6010 ± 0.0010"
+    assert auc[4:] == ["0.5000", "—"]  # references, never ranked
+    logloss = row_cells(md, "| c | Logloss↓")  # lower is better: the same order
+    assert logloss[3].startswith("**0.1990") and logloss[0].startswith("<u>0.2490")
+    nrmse = row_cells(md, "| w | NRMSE↓")
+    assert nrmse[1] == "**0.8500 ± 0.0500**"  # lowest mean; p > 0.05 so no star anywhere
+    assert nrmse[3] == "<u>0.9010 ± 0.0010</u>"
+    assert nrmse[4:] == ["1.0000", "1.2000"]
+    assert "*" not in "".join(nrmse).replace("**", "")
+
+
+def test_star_goes_to_the_baseline_when_the_reference_is_significantly_worse(
+    tmp_path: Path,
+) -> None:
+    rows = [record("htlnet", s, 0.60 + 0.001 * s, 0.9 - 0.01 * s) for s in range(3)]
+    rows += [record("dnn", s, 0.70 + 0.001 * s, 0.9 + 0.01 * s) for s in range(3)]
+    result = build_report(rows, "htlnet", "student", 0.05, "T", tmp_path, order=ORDER)
+    md = (tmp_path / "report.md").read_text()
+    auc = row_cells(md, "| c | AUC↑")
+    assert auc == ["**0.7010 ± 0.0010***", "<u>0.6010 ± 0.0010</u>", "0.5000", "—"]
+    verdicts = {c["metric"]: c["verdict"] for c in result["comparisons"]}
+    assert verdicts["c/auc"] == "worse"
+    assert "| c/auc | 0.6010 | dnn | 0.7010 |" in md
+
+
+def test_ranks_share_ties_on_the_displayed_value_and_skip_nan() -> None:
+    means = {"a": 0.81231, "b": 0.81234, "c": 0.7, "d": math.nan, "e": 0.6}
+    assert rank_values(means, True) == {"a": 1, "b": 1, "c": 2}
+    assert rank_values(means, False) == {"e": 1, "c": 2}
+
+
+def test_html_csv_json_agree_with_the_markdown(tmp_path: Path) -> None:
+    result = build_report(records(), "htlnet", "welch", 0.05, "T", tmp_path, order=ORDER)
+    page = (tmp_path / "report.html").read_text()
+    assert "<b>0.8010 ± 0.0010*</b>" in page and "<u>0.7510 ± 0.0010</u>" in page
+    rows = list(csv.DictReader((tmp_path / "results.csv").read_text().splitlines()))
+    auc = {r["model"]: r for r in rows if r["metric"] == "auc"}
+    assert auc["htlnet"]["rank"] == "1" and auc["htlnet"]["star"] == "1"
+    assert auc["dnn"]["rank"] == "2" and auc["ple"]["rank"] == ""
+    assert float(auc["reference:train_mean"]["mean"]) == 0.5
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["models"] == list(ORDER) and saved["test"] == "welch"
+    welch = sps.ttest_ind([0.8, 0.801, 0.802], [0.75, 0.751, 0.752], equal_var=False)
+    (auc_test,) = [c for c in saved["comparisons"] if c["metric"] == "c/auc"]
+    assert auc_test["p"] == pytest.approx(welch.pvalue)
+    assert saved["values"]["mmoe"]["w/nrmse"] == pytest.approx([0.80, 0.85, 0.90])
+    assert result["comparisons"][0]["baseline"] == compare(collect(records()), "htlnet")[0].baseline
+
+
+def test_figures_are_written_from_the_training_history(tmp_path: Path) -> None:
+    def history(after: float) -> list[dict]:
+        return [
+            {
+                "epoch": float(e),
+                "time/epoch_seconds": 1.0 + e,
+                "grad_norm/c/before": 2.0 * e,
+                "grad_norm/c/after": after * e,
+                "grad_norm/w/before": 5.0 * e,
+                "grad_norm/w/after": after * e,
+            }
+            for e in (1, 2)
+        ]
+
+    short = [{"epoch": 1.0, "time/epoch_seconds": 0.5}]
+    rows = [
+        record("htlnet", s, 0.8 + 0.01 * s, 0.9 - 0.01 * s, history=history(1.0)) for s in (0, 1)
+    ]
+    rows += [record("dnn", s, 0.7 + 0.01 * s, 0.95 + 0.02 * s, history=short) for s in (0, 1)]
+    build_report(rows, "htlnet", "student", 0.05, "T", tmp_path, order=ORDER)
+    for name in ("metrics.png", "grad_norms.png", "epoch_time.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert json.loads((tmp_path / "results.json").read_text())["figures"] == [
+        "metrics.png",
+        "grad_norms.png",
+        "epoch_time.png",
+    ]
+    assert '<img src="grad_norms.png"' in (tmp_path / "report.html").read_text()
+
+
+def test_no_history_means_no_training_figures(tmp_path: Path) -> None:
+    build_report(records(), "htlnet", "student", 0.05, "T", tmp_path, order=ORDER)
+    assert not (tmp_path / "grad_norms.png").exists()
+    assert not (tmp_path / "epoch_time.png").exists()
+    assert (tmp_path / "metrics.png").exists()
+
+
+def test_epoch_curves_average_seeds_per_epoch_including_early_stops() -> None:
+    rows = [
+        {"model": "m", "history": [{"epoch": 1.0, "grad_norm/c/after": 1.0},
+                                   {"epoch": 2.0, "grad_norm/c/after": 3.0}]},
+        {"model": "m", "history": [{"epoch": 1.0, "grad_norm/c/after": 2.0}]},
+    ]  # fmt: skip
+    curve = epoch_curves(rows, "grad_norm/")["m"]["grad_norm/c/after"]
+    assert curve.tolist() == [1.5, 3.0]
+
+
+def test_rows_follow_the_chain_then_the_paper_metric_order(tmp_path: Path) -> None:
+    rows = [
+        {
+            "model": m,
+            "seed": s,
+            "tasks": {"chain": ["z_click"], "core": "a_watch"},
+            "metrics": {"a_watch/gini": 0.5 + s, "a_watch/nrmse": 0.9 + s, "z_click/auc": 0.7 + s},
+        }
+        for m in ("htlnet", "dnn")
+        for s in (0, 1)
+    ]
+    build_report(rows, "htlnet", "student", 0.05, "T", tmp_path)
+    lines = [line for line in (tmp_path / "report.md").read_text().splitlines() if "↑ |" in line
+             or "↓ |" in line]  # fmt: skip
+    assert [line.split("|")[1:3] for line in lines[:3]] == [
+        [" z_click ", " AUC↑ "],
+        [" a_watch ", " NRMSE↓ "],
+        [" a_watch ", " Gini↑ "],
+    ]
