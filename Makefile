@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/demo.yaml
 
-.PHONY: help install demo test test-slow test-gpu lint bench compile mlflow-ui constraints clean
+.PHONY: help install demo test test-slow test-gpu lint bench bench-data compile mlflow-ui constraints clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ $(PEERS)/.installed: bench/requirements-peers.txt
 
 bench: $(STAMP) $(PEERS)/.installed  ## performance benchmarks (ratios measured side by side)
 	PYTHONPATH=$(PEERS) $(BIN)/python -m bench
+
+bench-data: $(STAMP)  ## data preparation only: 1M, 5M, 19M rows, time and peak memory
+	$(BIN)/python -m bench.data_prep
 
 compile: $(STAMP)  ## write the compiled pipeline YAML to build/pipeline.yaml
 	$(BIN)/htl compile --config $(CONFIG) --output build/pipeline.yaml

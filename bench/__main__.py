@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each a side-by-side measurement in one run.
 
-python -m bench [--device auto|cpu|cuda] [--rows N] [--batch-size B]
+python -m bench [--device auto|cpu|cuda] [--rows N] [--batch-size B] [--no-data-prep]
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from bench import gradient_overhead, peers, train_throughput
+from bench import data_prep, gradient_overhead, peers, train_throughput
 from htl.train import resolve_device
 
 log = logging.getLogger("bench")
@@ -21,6 +21,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--rounds", type=int, default=5, help="gradient bench: timed rounds")
     parser.add_argument("--steps", type=int, default=20, help="gradient bench: steps per round")
+    parser.add_argument(
+        "--no-data-prep", action="store_true", help="skip the 1M/5M/19M-row data preparation"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("htl").setLevel(logging.WARNING)  # per-epoch lines are noise here
@@ -34,6 +37,8 @@ def main() -> None:
         log.info("%s", peers.report(result, int(args.rows * 0.8), args.batch_size))
     else:
         log.info("peers: torch-rechub / DeepCTR-Torch not importable; `make bench` installs them")
+    if not args.no_data_prep:
+        log.info("\n%s", data_prep.report(data_prep.run()))
 
 
 main()

@@ -23,4 +23,8 @@ def synthetic_split(
         prepare_splits(Path(tmp) / "events", Path(tmp) / "splits", DataConfig())
         encoder = FeatureEncoder.load(Path(tmp) / "splits" / FEATURES_FILE)
         data = load_split(Path(tmp) / "splits", split, encoder, device)
-    return data, encoder, TaskSpec(encoder.chain, encoder.core)
+    return (
+        data,
+        encoder,
+        TaskSpec(encoder.chain, encoder.core, core_transform=encoder.core_transform),
+    )

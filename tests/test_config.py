@@ -73,6 +73,28 @@ def test_round_trip_through_pipeline_parameter_types() -> None:
         ),  # fmt: skip
         ({"models": ["htlnet", "w/o opt"]}, ["'models[1]' is 'w/o opt'", "lower-case"]),
         ({"hpo": {"fixed": ["batchsize"]}}, ["'hpo.fixed' names ['batchsize']", "batch_size"]),
+        ({"data": {"source": "kuairand"}}, ["'data.source' 'kuairand' reads files", "data.path"]),
+        ({"data": {"source": "csv", "path": "x"}}, ["'data.source' is 'csv'", "events"]),
+        (
+            {"data": {"source": "events", "path": "x.csv", "events": {"categorical": ["u"]}}},
+            ["'data.events' must declare 'chain'"],
+        ),
+        (
+            {
+                "data": {
+                    "source": "events",
+                    "path": "x",
+                    "events": {"categorical": ["u", "c"], "chain": ["c"], "core": "y"},
+                }
+            },
+            ["more than one role: ['c']"],
+        ),  # fmt: skip
+        ({"data": {"shoppers": {"cohort": ["2012-03-01", "later"]}}}, ["two ISO dates"]),
+        ({"data": {"kuairand": {"log": "pure"}}}, ["'data.kuairand.log' is 'pure'"]),
+        (
+            {"data": {"core_transform": "log1p"}, "train": {"core_loss": "ziln"}},
+            ["log1p needs 'train.core_loss' mse"],
+        ),
     ],
 )
 def test_bad_config_names_the_key(raw: object, fragments: list[str]) -> None:

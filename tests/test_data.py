@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,8 @@ def test_ingest_writes_events_and_schema(tmp_path: Path) -> None:
     summary = ingest(DataConfig(rows=500), tmp_path / "events")
     events = pd.read_parquet(tmp_path / "events" / EVENTS_FILE)
     assert len(events) == 500 == summary["rows"]
-    assert EventSchema.load(tmp_path / "events" / SCHEMA_FILE) == KUAIRAND_SCHEMA
+    schema = EventSchema.load(tmp_path / "events" / SCHEMA_FILE)
+    assert schema == replace(KUAIRAND_SCHEMA, origin="synthetic:kuairand")
 
 
 def test_chain_violation_error_repair_drop() -> None:
@@ -101,6 +103,39 @@ def test_encoder_fits_on_train_only_and_maps_unseen_to_oov() -> None:
     assert encoded.user.tolist() == [1, OOV, OOV]  # 'a' is below min_count
     assert encoded.item.tolist() == [1, OOV, OOV]
     assert encoder.cardinalities == [2, 2]
+
+
+def test_integer_fields_encode_like_their_strings_and_survive_missing_values() -> None:
+    g = np.random.default_rng(0)
+    train = pd.DataFrame({"id": g.integers(0, 50, 500) * 7, "code": g.integers(0, 9, 500)})
+    fast = FeatureEncoder.fit(train, ["id", "code"], ("c",), "y", min_count=3)
+    slow = FeatureEncoder.fit(train.astype(str), ["id", "code"], ("c",), "y", min_count=3)
+    assert sorted(fast.vocabularies["id"]) == sorted(slow.vocabularies["id"])
+    serving = pd.DataFrame({"id": [7.0, np.nan, 14.0, 3.0], "code": [1, 2, 3, 4]})
+    as_int = fast.encode(serving.fillna(-1).astype(int))
+    with_nan = fast.encode(serving)  # an int column that gained a NaN arrives as float
+    assert with_nan["id"].tolist()[0] == as_int["id"].tolist()[0] != OOV
+    assert with_nan["id"].tolist()[1] == OOV and with_nan["id"].tolist()[3] == OOV
+    vocab = fast.vocabularies["id"]
+    assert as_int["id"].tolist()[2] == vocab.index("14") + 1
+    assert fast.encode(serving.astype({"code": str}))["code"].equals(fast.encode(serving)["code"])
+    # ints that gained a NaN in training (a left join) still match plain ints at serving
+    joined = FeatureEncoder.fit(
+        pd.DataFrame({"code": [1.0, 2.0, np.nan, 2.0]}), ["code"], ("c",), "y"
+    )
+    assert joined.vocabularies["code"] == ["1", "2"]
+    assert joined.encode(pd.DataFrame({"code": [2, 1, 5]}))["code"].tolist() == [2, 1, OOV]
+
+
+def test_numeric_fields_bucketize_at_train_quantiles(tmp_path: Path) -> None:
+    train = pd.DataFrame({"price": np.arange(100, dtype=float)})
+    encoder = FeatureEncoder.fit(train, [], ("c",), "y", numeric=["price"], buckets=4)
+    assert encoder.boundaries["price"] == [24.75, 49.5, 74.25]
+    assert encoder.cardinalities == [5]  # OOV + 4 buckets
+    encoded = encoder.encode(pd.DataFrame({"price": [-5.0, 24.75, 50.0, 1e9, np.nan]}))
+    assert encoded["price"].tolist() == [1, 2, 3, 4, OOV]
+    encoder.save(tmp_path / "f.json")
+    assert FeatureEncoder.load(tmp_path / "f.json") == encoder
 
 
 def test_prepare_splits_writes_encoded_splits(tmp_path: Path) -> None:

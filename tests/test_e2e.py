@@ -25,7 +25,11 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from conftest import write_config
 
     directory = tmp_path_factory.mktemp("e2e")
-    config_path = write_config(directory)
+    variant = {"htlnet_wo_optimization": {"model": "htlnet", "gradient": "none"}}
+    config_path = write_config(
+        directory,
+        {"models": ["htlnet", "shared_bottom", "htlnet_wo_optimization"], "model_options": variant},
+    )
     proc = subprocess.run(
         [HTL, "run", "--config", str(config_path), "--run-name", "e2e-run"],
         capture_output=True,
@@ -85,6 +89,9 @@ def test_models_and_metrics_per_job(finished_run: dict) -> None:
         (m, s) for m in config.models for s in config.seeds
     )
     assert len(one(root, "for-loop-*/train/model/model.pt")) == 6
+    variant = next(s for s in specs if s["model"] == "htlnet_wo_optimization")
+    assert variant["architecture"] == "htlnet" and variant["options"]["gradient"] == "none"
+    assert [row["epoch"] for row in variant["history"]] == [1.0, 2.0]
     records = [
         json.loads(p.read_text()) for p in one(root, "for-loop-*/evaluate/results/metrics.json")
     ]
@@ -103,7 +110,7 @@ def test_models_and_metrics_per_job(finished_run: dict) -> None:
 def test_report(finished_run: dict) -> None:
     report_dir = finished_run["root"] / "significance" / "report"
     results = json.loads((report_dir / "results.json").read_text())
-    assert set(results["summary"]) == {"htlnet", "shared_bottom", "dnn"}
+    assert set(results["summary"]) == {"htlnet", "shared_bottom", "htlnet_wo_optimization"}
     assert all(v["n"] == 2 for s in results["summary"].values() for v in s.values())
     metrics = {c["metric"] for c in results["comparisons"]}
     assert {"click/auc", "watch_time/nrmse", "watch_time/gini"} <= metrics
@@ -115,9 +122,10 @@ def test_report(finished_run: dict) -> None:
     markdown = (finished_run["root"] / "significance" / "report_markdown").read_text()
     assert "| click | AUC↑ |" in markdown and "| watch_time | NRMSE↓ |" in markdown
     # Table 2 order: baselines in config order, the reference last, then the references
-    assert "| task | metric | shared_bottom | dnn | htlnet | predict train mean | predict 0 |" in (
-        markdown
+    header = (
+        "| task | metric | shared_bottom | htlnet_wo_optimization | htlnet | predict train mean |"
     )
+    assert header in markdown
     assert (report_dir / "results.csv").read_text().startswith("task,metric,direction,model")
     assert "<table>" in (report_dir / "report.html").read_text()
     assert results["figures"] == ["metrics.png", "grad_norms.png", "epoch_time.png"]

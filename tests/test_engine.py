@@ -153,3 +153,33 @@ def test_train_killed_with_sigkill_resumes_and_matches(tmp_path: Path) -> None:
     }
     for key, value in weights["fresh"].items():
         assert torch.equal(value, weights["resumed"][key]), key
+
+
+def test_log1p_core_trains_on_the_log_scale_and_reports_the_raw_scale(tmp_path: Path) -> None:
+    from htl.losses import predictions, task_losses
+
+    tasks = TaskSpec(("click",), "amount", "mse", "log1p")
+    y = {"click": torch.tensor([1.0, 0.0]), "amount": torch.tensor([9.0, 0.0])}
+    exact = {"click": torch.zeros(2), "amount": torch.log1p(y["amount"])}
+    assert task_losses(exact, y, tasks)["amount"].item() == 0.0
+    assert torch.allclose(predictions(exact, tasks)["amount"], y["amount"])
+    # a prediction below 0 on the log scale is clipped to an amount of 0, never negative
+    assert (
+        predictions({"click": torch.zeros(1), "amount": torch.tensor([-3.0])}, tasks)[
+            "amount"
+        ].item()
+        == 0.0
+    )
+
+    from htl.config import DataConfig
+    from htl.data.features import FeatureEncoder
+    from htl.train import load_model, train_model
+
+    data = DataConfig(profile="product", rows=3000, core_transform="log1p")
+    ingest(data, tmp_path / "events")
+    prepare_splits(tmp_path / "events", tmp_path / "splits", data)
+    assert FeatureEncoder.load(tmp_path / "splits" / "features.json").core_transform == "log1p"
+    params = TrainParams(epochs=1, batch_size=256)
+    train_model(tmp_path / "splits", "dnn", 0, params, tmp_path / "model")
+    model, _ = load_model(tmp_path / "model")
+    assert model.tasks.core_transform == "log1p"

@@ -26,16 +26,52 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class EventsConfig:
+    """Column roles of an `events` source: any event table the config describes."""
+
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()  # bucketized at train quantiles
+    chain: tuple[str, ...] = ()  # ordered binary steps
+    core: str = ""  # the continuous target
+    time: str | None = None  # chronological split on it; none: a seeded random split
+    format: str = "auto"  # auto (by suffix) | csv | parquet
+
+
+@dataclass(frozen=True)
+class KuaiRandConfig:
+    """Which KuaiRand-Pure log to read; `random` is the paper's 1,186,059 rows."""
+
+    log: str = "random"  # random | standard_4_08_to_4_21 | standard_4_22_to_5_08
+
+
+@dataclass(frozen=True)
+class ShoppersConfig:
+    """The ZILN recipe's switches for Kaggle's Acquire Valued Shoppers transactions."""
+
+    companies: tuple[int, ...] = ()  # explicit company ids; empty: the top_companies
+    top_companies: int = 20  # by number of positive transactions
+    cohort: tuple[str, str] | None = None  # first purchase in [from, to), e.g. the ZILN paper's
+    month_window: str = "30d"  # 30d | 31d | calendar: the "1 month" after the first purchase
+    chunk_rows: int = 2_000_000  # CSV rows per chunk; bounds memory on the 350M-row file
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """Where events come from and how they become splits."""
 
     source: str = "synthetic"
-    profile: str = "kuairand"
-    rows: int = 20_000
+    path: str | None = None  # local file, directory or glob, or gs://bucket/...
+    profile: str = "kuairand"  # synthetic: kuairand | kaggle | product
+    rows: int = 20_000  # synthetic only
     seed: int = 0
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     min_count: int = 1
+    buckets: int = 10  # quantile buckets per numeric feature, fit on train
     on_violation: str = "error"
+    core_transform: str = "none"  # none | log1p: train on log1p(y), report on the raw scale
+    events: EventsConfig = field(default_factory=EventsConfig)
+    kuairand: KuaiRandConfig = field(default_factory=KuaiRandConfig)
+    shoppers: ShoppersConfig = field(default_factory=ShoppersConfig)
 
 
 @dataclass(frozen=True)
@@ -135,9 +171,13 @@ class ExperimentConfig:
 ENTRY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source": ("synthetic",),
-    "data.profile": ("kuairand",),
+    "data.source": ("synthetic", "kuairand", "acquire_valued_shoppers", "events"),
+    "data.profile": ("kuairand", "kaggle", "product"),
     "data.on_violation": ("error", "repair", "drop"),
+    "data.core_transform": ("none", "log1p"),
+    "data.events.format": ("auto", "csv", "parquet"),
+    "data.kuairand.log": ("random", "standard_4_08_to_4_21", "standard_4_22_to_5_08"),
+    "data.shoppers.month_window": ("30d", "31d", "calendar"),
     "train.core_loss": ("mse", "ziln"),
     "train.device": ("auto", "cpu", "cuda"),
     "significance.test": ("student", "welch"),
@@ -266,8 +306,9 @@ def _validate(config: ExperimentConfig, source: str) -> None:
     from htl.models.registry import MODEL_BUILDERS, validate_model_options
 
     for key, allowed in CHOICES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
+        value: Any = config
+        for part in key.split("."):
+            value = getattr(value, part)
         if value not in allowed:
             raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {list(allowed)}")
     known = sorted(MODEL_BUILDERS)
@@ -322,6 +363,13 @@ def _validate(config: ExperimentConfig, source: str) -> None:
             f"got {list(split)}"
         )
     _positive(source, "data.rows", config.data.rows, minimum=100)
+    _positive(source, "data.buckets", config.data.buckets, minimum=2)
+    _validate_data(config.data, source)
+    if config.data.core_transform == "log1p" and config.train.core_loss != "mse":
+        raise ConfigError(
+            f"{source}: 'data.core_transform' log1p needs 'train.core_loss' mse "
+            f"(ZILN models the raw amounts), got {config.train.core_loss!r}"
+        )
     for name in ("epochs", "batch_size", "embed_dim", "patience"):
         _positive(source, f"train.{name}", getattr(config.train, name))
     _positive(source, "train.lr", config.train.lr)
@@ -344,6 +392,48 @@ def _validate(config: ExperimentConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: 'significance.alpha' must be in (0, 1), got {config.significance.alpha}"
         )
+
+
+def _validate_data(data: DataConfig, source: str) -> None:
+    """What each source needs: a path for real data, declared columns for `events`."""
+    if data.source != "synthetic" and not data.path:
+        raise ConfigError(
+            f"{source}: 'data.source' {data.source!r} reads files: set 'data.path' to a local "
+            "path or a gs:// URI"
+        )
+    if data.source == "events":
+        e = data.events
+        if not e.chain or not e.core:
+            raise ConfigError(
+                f"{source}: 'data.events' must declare 'chain' (the binary steps, in order) and "
+                f"'core' (the continuous target); got chain={list(e.chain)}, core={e.core!r}"
+            )
+        if not e.categorical and not e.numeric:
+            raise ConfigError(
+                f"{source}: 'data.events' declares no features; list 'categorical' and/or "
+                "'numeric' columns"
+            )
+        columns = [*e.categorical, *e.numeric, *e.chain, e.core, *([e.time] if e.time else [])]
+        repeated = sorted({c for c in columns if columns.count(c) > 1})
+        if repeated:
+            raise ConfigError(
+                f"{source}: 'data.events' gives columns more than one role: {repeated}"
+            )
+    s = data.shoppers
+    _positive(source, "data.shoppers.top_companies", s.top_companies)
+    _positive(source, "data.shoppers.chunk_rows", s.chunk_rows, minimum=1000)
+    if s.cohort is not None:
+        import datetime
+
+        try:
+            start, end = (datetime.date.fromisoformat(d) for d in s.cohort)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{source}: 'data.shoppers.cohort' must be two ISO dates [from, to), "
+                f"got {list(s.cohort)}"
+            ) from exc
+        if start >= end:
+            raise ConfigError(f"{source}: 'data.shoppers.cohort' is empty: {list(s.cohort)}")
 
 
 def _positive(source: str, name: str, value: float, minimum: float = 0) -> None:

@@ -100,7 +100,7 @@ def search(
     """Run `hpo.trials` trials per model; write `<model>.json` with the best params."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
-    tasks = TaskSpec(encoder.chain, encoder.core, config.train.core_loss)
+    tasks = TaskSpec(encoder.chain, encoder.core, config.train.core_loss, encoder.core_transform)
     device = resolve_device(config.train.device)
     train, valid = (load_split(splits_dir, s, encoder, device) for s in ("train", "valid"))
     core_key = f"{tasks.core}/nrmse"

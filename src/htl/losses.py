@@ -21,6 +21,8 @@ def task_losses(
         for name in tasks.chain
     }
     core_out, core_y = outputs[tasks.core], targets[tasks.core]
+    if tasks.core_transform == "log1p":
+        core_y = torch.log1p(core_y)
     losses[tasks.core] = (
         ziln_loss(core_out, core_y) if tasks.core_loss == "ziln" else F.mse_loss(core_out, core_y)
     )
@@ -45,12 +47,15 @@ def _ziln_parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
 
 
 def predictions(outputs: dict[str, torch.Tensor], tasks: TaskSpec) -> dict[str, torch.Tensor]:
-    """Probabilities for the chain, the expected value for the core (raw target scale)."""
+    """Probabilities for the chain, the core on the raw target scale: the expected value (MSE,
+    ZILN), or expm1 of the log1p-scale prediction (clipped at 0) under `core_transform: log1p`."""
     preds = {name: torch.sigmoid(outputs[name]) for name in tasks.chain}
     core = outputs[tasks.core]
     if tasks.core_loss == "ziln":
         p_logit, mu, sigma = _ziln_parts(core)
         preds[tasks.core] = torch.sigmoid(p_logit) * torch.exp(mu + sigma**2 / 2)
+    elif tasks.core_transform == "log1p":
+        preds[tasks.core] = torch.expm1(core).clamp_min(0.0)
     else:
         preds[tasks.core] = core
     return preds

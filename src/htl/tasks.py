@@ -12,12 +12,17 @@ class TaskSpec:
     chain: tuple[str, ...]
     core: str
     core_loss: str = "mse"
+    core_transform: str = "none"  # log1p: the MSE is on log1p(y), predictions come back expm1
 
     def __post_init__(self) -> None:
         if not self.chain:
             raise ValueError("a task spec needs at least one binary task before the core (T >= 1)")
         if self.core_loss not in ("mse", "ziln"):
             raise ValueError(f"core_loss is {self.core_loss!r}; expected 'mse' or 'ziln'")
+        if self.core_transform not in ("none", "log1p"):
+            raise ValueError(f"core_transform is {self.core_transform!r}; expected none or log1p")
+        if self.core_transform != "none" and self.core_loss != "mse":
+            raise ValueError("core_transform log1p applies to the MSE core only")
         if len({*self.chain, self.core}) != len(self.chain) + 1:
             raise ValueError(f"task names must be distinct, got {[*self.chain, self.core]}")
 

@@ -343,7 +343,7 @@ def train_model(
     (model, seed, params, splits) resumes from it.
     """
     encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
-    tasks = TaskSpec(encoder.chain, encoder.core, params.core_loss)
+    tasks = TaskSpec(encoder.chain, encoder.core, params.core_loss, encoder.core_transform)
     device = resolve_device(params.device)
     train, valid = (load_split(splits_dir, s, encoder, device) for s in ("train", "valid"))
     architecture = params.architecture or model_name
@@ -368,7 +368,12 @@ def train_model(
         "cardinalities": encoder.cardinalities,
         "embed_dim": params.embed_dim,
         "tower_dims": list(model.tower_dims),
-        "tasks": {"chain": list(tasks.chain), "core": tasks.core, "core_loss": tasks.core_loss},
+        "tasks": {
+            "chain": list(tasks.chain),
+            "core": tasks.core,
+            "core_loss": tasks.core_loss,
+            "core_transform": tasks.core_transform,
+        },
         "options": asdict(model.options),
         "params": asdict(params),
         "best_epoch": result.best_epoch,
@@ -390,7 +395,7 @@ def load_model(
     model_dir = Path(model_dir)
     spec = read_json(model_dir / MODEL_SPEC_FILE)
     t = spec["tasks"]
-    tasks = TaskSpec(tuple(t["chain"]), t["core"], t["core_loss"])
+    tasks = TaskSpec(tuple(t["chain"]), t["core"], t["core_loss"], t.get("core_transform", "none"))
     model = build_model(
         spec.get("architecture", spec["model"]),
         spec["cardinalities"],

@@ -1,12 +1,15 @@
-"""Categorical encoders fit on the train split only; `features.json` replays them at serving.
+"""Feature encoders fit on the train split only; `features.json` replays them at serving.
 
-Index 0 of every field is out-of-vocabulary (unseen or rarer than `min_count` in train), so a
-value never seen in training still maps to a trained row.
+Categorical fields get a vocabulary (values seen at least `min_count` times in train); numeric
+fields get bucket boundaries at train quantiles. Index 0 of every field is out-of-vocabulary
+(unseen, rarer than `min_count`, or missing), so any value still maps to a trained row.
+Integer columns are encoded with sorted arrays and `searchsorted`, never through Python
+strings: 19M rows encode in seconds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +23,24 @@ OOV = 0
 
 @dataclass(frozen=True)
 class FeatureEncoder:
-    """Vocabulary per categorical field plus the task spec of the targets."""
+    """Vocabulary per categorical field, boundaries per bucketized numeric field, the tasks."""
 
     vocabularies: dict[str, list[str]]
     chain: tuple[str, ...]
     core: str
+    boundaries: dict[str, list[float]] = field(default_factory=dict)
+    core_transform: str = "none"
 
     @property
     def fields(self) -> list[str]:
-        return list(self.vocabularies)
+        return [*self.vocabularies, *self.boundaries]
 
     @property
     def cardinalities(self) -> list[int]:
         """Rows per field in the embedding table, OOV included."""
-        return [len(v) + 1 for v in self.vocabularies.values()]
+        return [len(v) + 1 for v in self.vocabularies.values()] + [
+            len(b) + 2 for b in self.boundaries.values()
+        ]
 
     @classmethod
     def fit(
@@ -43,30 +50,35 @@ class FeatureEncoder:
         chain: tuple[str, ...],
         core: str,
         min_count: int = 1,
+        numeric: list[str] | None = None,
+        buckets: int = 10,
+        core_transform: str = "none",
     ) -> FeatureEncoder:
-        vocabularies = {}
-        for name in fields:
-            counts = train[name].astype(str).value_counts(sort=False)
-            kept = counts[counts >= min_count].index
-            vocabularies[name] = sorted(kept.tolist())
-        return cls(vocabularies, tuple(chain), core)
+        vocabularies = {name: _vocabulary(train[name], min_count) for name in fields}
+        boundaries = {name: _quantiles(train[name], buckets) for name in numeric or []}
+        return cls(vocabularies, tuple(chain), core, boundaries, core_transform)
 
     def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Int32 indices per field (OOV = 0); other columns are left out."""
-        out = {}
-        for name, vocab in self.vocabularies.items():
-            index = pd.Index(vocab)
-            codes = index.get_indexer(frame[name].astype(str))
-            out[name] = (codes + 1).astype(np.int32)  # -1 (unseen) becomes OOV = 0
+        out = {name: _lookup(frame[name], vocab) for name, vocab in self.vocabularies.items()}
+        for name, edges in self.boundaries.items():
+            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+            index = np.searchsorted(np.asarray(edges), values, side="right") + 1
+            out[name] = np.where(np.isnan(values), OOV, index).astype(np.int32)
         return pd.DataFrame(out, index=frame.index)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "fields": self.fields,
             "vocabularies": self.vocabularies,
+            "boundaries": self.boundaries,
             "cardinalities": self.cardinalities,
             "oov_index": OOV,
-            "tasks": {"chain": list(self.chain), "core": self.core},
+            "tasks": {
+                "chain": list(self.chain),
+                "core": self.core,
+                "core_transform": self.core_transform,
+            },
         }
 
     def save(self, path: str | Path) -> None:
@@ -75,8 +87,77 @@ class FeatureEncoder:
     @classmethod
     def load(cls, path: str | Path) -> FeatureEncoder:
         raw = read_json(path)
+        boundaries = raw.get("boundaries", {})
         return cls(
-            {k: raw["vocabularies"][k] for k in raw["fields"]},
+            {k: raw["vocabularies"][k] for k in raw["fields"] if k not in boundaries},
             tuple(raw["tasks"]["chain"]),
             raw["tasks"]["core"],
+            {k: [float(v) for v in boundaries[k]] for k in raw["fields"] if k in boundaries},
+            raw["tasks"].get("core_transform", "none"),
         )
+
+
+def _vocabulary(column: pd.Series, min_count: int) -> list[str]:
+    """Values seen at least `min_count` times, sorted in their own type, written as strings.
+
+    Whole numbers are kept as integers even in a float column (ints that gained a NaN in a
+    join), so "7" in training matches 7 at serving.
+    """
+    whole = _whole_numbers(column)
+    if whole is not None:
+        values, counts = np.unique(whole[0][whole[1]], return_counts=True)
+        return [str(v) for v in values[counts >= min_count].tolist()]
+    counts = column.dropna().astype(str).value_counts(sort=False)
+    return sorted(counts[counts >= min_count].index.tolist())
+
+
+def _lookup(column: pd.Series, vocab: list[str]) -> np.ndarray:
+    """1-based index into `vocab`, OOV for anything else (missing values included)."""
+    whole = _whole_numbers(column)
+    if whole is not None and _all_ints(vocab):
+        values, present = whole
+        keys = np.array([int(v) for v in vocab], dtype=np.int64)  # sorted as ints at fit
+        pos = np.searchsorted(keys, values).clip(max=max(len(keys) - 1, 0))
+        found = present & (len(keys) > 0)
+        found[found] = keys[pos[found]] == values[found]
+        return np.where(found, pos + 1, OOV).astype(np.int32)
+    strings = column.astype(str).where(column.notna(), None)
+    codes = pd.Index(vocab).get_indexer(strings)
+    return (codes + 1).astype(np.int32)  # -1 (unseen) becomes OOV = 0
+
+
+def _whole_numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(int64 values, present mask) of an integer column or a float column of whole numbers;
+    None for anything else."""
+    dtype = column.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return None
+    if pd.api.types.is_integer_dtype(dtype):
+        present = column.notna().to_numpy()
+        return column.fillna(0).to_numpy().astype(np.int64, copy=False), present
+    if pd.api.types.is_float_dtype(dtype):
+        values = column.to_numpy(dtype=np.float64)
+        present = ~np.isnan(values)
+        if (
+            np.all(values[present] == np.floor(values[present]))
+            and (np.abs(values[present]) < 2**53).all()
+        ):
+            return np.where(present, values, 0).astype(np.int64), present
+    return None
+
+
+def _all_ints(vocab: list[str]) -> bool:
+    try:
+        return all(str(int(v)) == v for v in vocab)
+    except ValueError:
+        return False
+
+
+def _quantiles(column: pd.Series, buckets: int) -> list[float]:
+    """Distinct inner quantile edges of the train values (NaN ignored)."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return []
+    edges = np.quantile(values, np.linspace(0, 1, buckets + 1)[1:-1])
+    return [float(v) for v in np.unique(edges)]

@@ -58,6 +58,21 @@ def check_columns(frame: pd.DataFrame, schema: EventSchema, where: str) -> None:
             raise DataError(
                 f"{where}: column '{column}' has value {values[row]} at row {row}; expected 0 or 1"
             )
+    for column in schema.numeric:  # missing values are allowed: they encode as OOV
+        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
+            frame[column]
+        ):
+            first = frame[column].dropna()
+            raise DataError(
+                f"{where}: numeric feature '{column}' has dtype {frame[column].dtype}; expected "
+                f"numbers (first value {first.iloc[0] if len(first) else None!r})"
+            )
+    if schema.time and frame[schema.time].isna().any():
+        row = int(np.flatnonzero(frame[schema.time].isna().to_numpy())[0])
+        raise DataError(
+            f"{where}: time column '{schema.time}' is missing at row {row}; expected a time on "
+            "every row"
+        )
     core = frame[schema.core].to_numpy(dtype=np.float64)
     if (core < 0).any():
         row = int(np.flatnonzero(core < 0)[0])

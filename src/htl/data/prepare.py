@@ -14,6 +14,7 @@ from htl.data.labels import DataError, apply_chain, check_columns
 from htl.data.schema import EventSchema
 from htl.data.sources import EVENTS_FILE, SCHEMA_FILE
 from htl.data.split import SPLITS, chronological_split
+from htl.data.table1 import TABLE1
 from htl.storage import atomic_directory, atomic_write_text, write_json
 
 FEATURES_FILE = "features.json"
@@ -35,14 +36,17 @@ def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig
         events = pd.read_parquet(events_path)
     except Exception as exc:  # pyarrow raises several types for unreadable files
         raise DataError(f"{events_path}: cannot be read as Parquet: {exc}") from exc
-    where = str(events_path)
+    where = f"{events_path} (from {schema.origin})" if schema.origin else str(events_path)
     check_columns(events, schema, where)
+    totals = _stats(events, schema)
     labelled, report = apply_chain(events, schema, data.on_violation, where)
+    del events  # splits copy the rows; at 19M rows the original is worth freeing
     splits = chronological_split(labelled, schema.time, data.split, seed=data.seed)
+    del labelled
     for name, frame in splits.items():
         if frame.empty:
             raise DataError(
-                f"{where}: the {name} split is empty ({len(labelled)} rows, fractions "
+                f"{where}: the {name} split is empty ({report.rows_out} rows, fractions "
                 f"{list(data.split)}); expected rows in every split"
             )
     for column in schema.targets:
@@ -53,9 +57,16 @@ def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig
                 "expected at least two distinct values to learn from"
             )
     encoder = FeatureEncoder.fit(
-        splits["train"], list(schema.categorical), schema.chain, schema.core, data.min_count
+        splits["train"],
+        list(schema.categorical),
+        schema.chain,
+        schema.core,
+        data.min_count,
+        numeric=list(schema.numeric),
+        buckets=data.buckets,
+        core_transform=data.core_transform,
     )
-    card = _card(schema, report, splits, encoder)
+    card = _card(schema, report, splits, encoder, totals)
     with atomic_directory(out_dir) as tmp:
         for name, frame in splits.items():
             encoded = encoder.encode(frame)
@@ -68,23 +79,36 @@ def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig
     return card
 
 
-def _card(schema, report, splits, encoder) -> dict[str, Any]:
+def _stats(frame: pd.DataFrame, schema: EventSchema) -> dict[str, Any]:
+    """Rows, each chain step's positive rate, the core's mean and population std."""
+    stats: dict[str, Any] = {"rows": len(frame)}
+    for column in schema.chain:
+        stats[f"rate_{column}"] = float(frame[column].mean())
+    stats[f"mean_{schema.core}"] = float(frame[schema.core].mean())
+    stats[f"std_{schema.core}"] = float(frame[schema.core].std(ddof=0))
+    return stats
+
+
+def _card(schema, report, splits, encoder, totals) -> dict[str, Any]:
     card: dict[str, Any] = {
+        "origin": schema.origin,
         "rows": report.rows_in,
         "chain": list(schema.chain),
         "core": schema.core,
+        "core_transform": encoder.core_transform,
+        "time": schema.time,
         "chain_violations": report.violations,
         "on_violation": report.action,
         "rows_after_labels": report.rows_out,
+        "all": totals,
         "fields": dict(zip(encoder.fields, encoder.cardinalities, strict=False)),
+        "numeric_buckets": {k: len(v) + 1 for k, v in encoder.boundaries.items()},
         "splits": {},
     }
+    if schema.dataset in TABLE1:
+        card["table1"] = _table1(schema, totals)
     for name, frame in splits.items():
-        stats = {"rows": len(frame)}
-        for column in schema.chain:
-            stats[f"rate_{column}"] = float(frame[column].mean())
-        stats[f"mean_{schema.core}"] = float(frame[schema.core].mean())
-        stats[f"std_{schema.core}"] = float(frame[schema.core].std(ddof=0))
+        stats = _stats(frame, schema)
         if schema.time:
             stats["time_min"] = int(frame[schema.time].min())
             stats["time_max"] = int(frame[schema.time].max())
@@ -92,18 +116,52 @@ def _card(schema, report, splits, encoder) -> dict[str, Any]:
     return card
 
 
+def _table1(schema: EventSchema, totals: dict[str, Any]) -> dict[str, Any]:
+    """This data beside the paper's Table 1 row it mirrors: value, paper, relative gap."""
+    paper = TABLE1[str(schema.dataset)]
+    pairs = {
+        "rows": (totals["rows"], paper.rows),
+        **{
+            f"rate_{c}": (totals[f"rate_{c}"], rate)
+            for c, rate in zip(schema.chain, paper.rates, strict=True)
+        },
+        f"mean_{schema.core}": (totals[f"mean_{schema.core}"], paper.core_mean),
+        f"std_{schema.core}": (totals[f"std_{schema.core}"], paper.core_std),
+    }
+    return {
+        "dataset": paper.name,
+        "rows": {k: {"data": d, "paper": p, "gap": d / p - 1} for k, (d, p) in pairs.items()},
+    }
+
+
+def _number(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+
+
 def _card_markdown(card: dict[str, Any]) -> str:
     chain = " → ".join([*card["chain"], card["core"]])
     lines = [
         "# Data card",
         "",
+        f"- source: {card['origin']}",
         f"- rows: {card['rows']} ({card['rows_after_labels']} after the chain check)",
-        f"- chain: {chain}",
-        f"- chain violations: {card['chain_violations']} (on_violation: {card['on_violation']})",
+        f"- chain: {chain} (core transform for training: {card['core_transform']}; metrics "
+        "are on the raw scale)",
+        f"- chain violations (a later step 1 with an earlier step 0): "
+        f"{card['chain_violations']} (on_violation: {card['on_violation']})",
         f"- fields: {len(card['fields'])}, vocabulary sizes incl. OOV: "
         + ", ".join(f"{k}={v}" for k, v in card["fields"].items()),
         "",
     ]
+    if "table1" in card:
+        t = card["table1"]
+        lines += [f"## Against the paper's Table 1 ({t['dataset']})", "",
+                  "| statistic | this data | Table 1 | gap |", "|---|---:|---:|---:|"]  # fmt: skip
+        for key, row in t["rows"].items():
+            lines.append(
+                f"| {key} | {_number(row['data'])} | {_number(row['paper'])} | {row['gap']:+.1%} |"
+            )
+        lines += ["", "## Splits", ""]
     columns = [k for k in card["splits"]["train"] if k not in ("time_min", "time_max")]
     lines.append("| split | " + " | ".join(columns) + " |")
     lines.append("|---|" + "---|" * len(columns))

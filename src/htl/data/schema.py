@@ -17,6 +17,8 @@ class EventSchema:
     core: str
     time: str | None = None
     numeric: tuple[str, ...] = ()
+    dataset: str | None = None  # kuairand | kaggle | product: the paper's Table 1 row it mirrors
+    origin: str = ""  # where the events came from, for error messages and the data card
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -38,4 +40,6 @@ class EventSchema:
             core=raw["core"],
             time=raw.get("time"),
             numeric=tuple(raw.get("numeric", ())),
+            dataset=raw.get("dataset"),
+            origin=raw.get("origin", ""),
         )

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from htl.config import DataConfig
+from htl.data.labels import check_columns
 from htl.data.schema import EventSchema
-from htl.data.synthetic import KUAIRAND_SCHEMA, kuairand_events
 from htl.storage import atomic_directory, write_json
 
 EVENTS_FILE = "events.parquet"
@@ -19,10 +19,39 @@ Source = Callable[[DataConfig], tuple[pd.DataFrame, EventSchema]]
 
 
 def _synthetic(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
-    return kuairand_events(data.rows, seed=data.seed), KUAIRAND_SCHEMA
+    from htl.data.synthetic import PROFILES
+
+    generate, schema = PROFILES[data.profile]
+    events = generate(data.rows, seed=data.seed)
+    schema = EventSchema(**{**schema.__dict__, "origin": f"synthetic:{data.profile}"})
+    check_columns(events, schema, schema.origin)
+    return events, schema
 
 
-SOURCES: dict[str, Source] = {"synthetic": _synthetic}
+def _kuairand(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
+    from htl.data.kuairand import read_kuairand
+
+    return read_kuairand(data)
+
+
+def _shoppers(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
+    from htl.data.shoppers import read_shoppers
+
+    return read_shoppers(data)
+
+
+def _events(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
+    from htl.data.events import read_events
+
+    return read_events(data)
+
+
+SOURCES: dict[str, Source] = {
+    "synthetic": _synthetic,
+    "kuairand": _kuairand,
+    "acquire_valued_shoppers": _shoppers,
+    "events": _events,
+}
 
 
 def ingest(data: DataConfig, out_dir: str | Path) -> dict[str, float]:

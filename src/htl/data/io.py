@@ -1,0 +1,221 @@
+"""Reading raw tables where they live: a local file, directory or glob, or the same on gs://.
+
+`gs://` goes through google-cloud-storage; with `STORAGE_EMULATOR_HOST` set (a local
+gcp-storage-emulator), the client talks to the emulator without credentials. CSV (plain or
+gzip) and Parquet are told apart by suffix unless a format is given. Every failure names the
+file it came from.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import gzip
+import io
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from htl.data.labels import DataError
+
+TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+GLOB_CHARS = "*?["
+
+
+def is_gcs(uri: str) -> bool:
+    return uri.startswith("gs://")
+
+
+def join(base: str, name: str) -> str:
+    """`base/name` for a local path or a gs:// prefix."""
+    return f"{base.rstrip('/')}/{name}" if is_gcs(base) else str(Path(base) / name)
+
+
+def table_format(uri: str, declared: str = "auto") -> str:
+    """csv or parquet: the declared format, else the file's suffix."""
+    if declared != "auto":
+        return declared
+    name = uri.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz", ".tsv", ".gz")):
+        return "csv"
+    raise DataError(f"{uri}: cannot tell the format from the name; expected .csv, .csv.gz or "
+                    ".parquet, or set the format")  # fmt: skip
+
+
+def expand(uri: str) -> list[str]:
+    """The table files a path names: itself, the table files under a directory (sorted, e.g.
+    Parquet parts), or a glob's matches. Raises DataError when nothing is there."""
+    files = _expand_gcs(uri) if is_gcs(uri) else _expand_local(uri)
+    if not files:
+        raise DataError(f"{uri}: no such file, or no .csv/.csv.gz/.parquet files under it")
+    return files
+
+
+def _expand_local(uri: str) -> list[str]:
+    if any(c in uri for c in GLOB_CHARS):
+        return sorted(p for p in glob.glob(uri) if Path(p).is_file())
+    path = Path(uri)
+    if path.is_dir():
+        return sorted(
+            str(p)
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.name.lower().endswith(TABLE_SUFFIXES)
+            and not p.name.startswith(".")
+        )
+    return [str(path)] if path.is_file() else []
+
+
+def _expand_gcs(uri: str) -> list[str]:
+    bucket, key = _split(uri)
+    client = gcs_client()
+    if any(c in key for c in GLOB_CHARS):
+        prefix = key[: min(key.index(c) for c in GLOB_CHARS if c in key)]
+        names = [b.name for b in client.list_blobs(bucket, prefix=prefix)]
+        return sorted(f"gs://{bucket}/{n}" for n in names if fnmatch.fnmatchcase(n, key))
+    if key and client.bucket(bucket).blob(key).exists():
+        return [uri]
+    prefix = key.rstrip("/") + "/" if key else ""
+    names = [b.name for b in client.list_blobs(bucket, prefix=prefix)]
+    return sorted(f"gs://{bucket}/{n}" for n in names if _is_table(n.rsplit("/", 1)[-1]))
+
+
+def _is_table(name: str) -> bool:
+    """A table file by suffix; hidden and temporary files (`.x`, `_SUCCESS`) are not."""
+    return name.lower().endswith(TABLE_SUFFIXES) and not name.startswith((".", "_"))
+
+
+def _split(uri: str) -> tuple[str, str]:
+    rest = uri[len("gs://") :]
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise DataError(f"{uri}: expected gs://<bucket>/<path>")
+    return bucket, key
+
+
+def gcs_client() -> Any:
+    """A storage client: default credentials, or anonymous against STORAGE_EMULATOR_HOST."""
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "local")
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+def open_binary(uri: str) -> IO[bytes]:
+    """A readable binary stream of a local file or a gs:// object (streamed, not downloaded)."""
+    if is_gcs(uri):
+        from google.api_core.exceptions import NotFound
+
+        bucket, key = _split(uri)
+        try:
+            return gcs_client().bucket(bucket).blob(key).open("rb")
+        except NotFound as exc:
+            raise DataError(f"{uri}: no such object") from exc
+    if not Path(uri).is_file():
+        raise DataError(f"{uri}: no such file")
+    return open(uri, "rb")  # noqa: SIM115 - the caller closes it
+
+
+def exists(uri: str) -> bool:
+    if is_gcs(uri):
+        bucket, key = _split(uri)
+        return bool(key) and gcs_client().bucket(bucket).blob(key).exists()
+    return Path(uri).is_file()
+
+
+def read_table(
+    uri: str,
+    columns: Sequence[str] | None = None,
+    fmt: str = "auto",
+    dtype: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """One file as a DataFrame, only `columns` when given (each must be present)."""
+    if table_format(uri, fmt) == "parquet":
+        return _read_parquet(uri, columns)
+    _require(uri, columns, csv_header(uri))
+    return next(read_csv_chunks(uri, columns, None, dtype))
+
+
+def _read_parquet(uri: str, columns: Sequence[str] | None) -> pd.DataFrame:
+    try:
+        if is_gcs(uri):
+            with open_binary(uri) as raw:
+                source: Any = io.BytesIO(raw.read())
+        else:
+            source = uri
+        names = pq.read_schema(source).names
+        _require(uri, columns, names)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        return pd.read_parquet(source, columns=list(columns) if columns else None)
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        raise DataError(f"{uri}: cannot be read as Parquet: {exc}") from exc
+
+
+def read_csv_chunks(
+    uri: str,
+    columns: Sequence[str] | None,
+    chunk_rows: int | None,
+    dtype: dict[str, Any] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """A CSV (plain or gzip, by magic bytes) in chunks of `chunk_rows` (all at once: None)."""
+    with open_binary(uri) as raw:
+        stream = _decompressed(raw)
+        try:
+            reader = pd.read_csv(
+                stream,
+                usecols=list(columns) if columns else None,
+                dtype=dtype,
+                chunksize=chunk_rows,
+                low_memory=False,
+            )
+            if chunk_rows is None:
+                yield reader
+                return
+            yield from reader
+        except (ValueError, pd.errors.ParserError, OSError, EOFError, UnicodeDecodeError) as exc:
+            raise DataError(f"{uri}: cannot be read as CSV: {exc}") from exc
+
+
+def csv_header(uri: str) -> list[str]:
+    with open_binary(uri) as raw:
+        return _csv_header(uri, raw)
+
+
+def _csv_header(uri: str, raw: IO[bytes]) -> list[str]:
+    try:
+        line = _decompressed(raw).readline()
+        return [c.strip().strip('"') for c in line.decode("utf-8").rstrip("\r\n").split(",")]
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise DataError(f"{uri}: cannot be read as CSV: {exc}") from exc
+
+
+def _decompressed(raw: IO[bytes]) -> IO[bytes]:
+    """Gzip is recognised by its magic bytes, whatever the file is called."""
+    buffered = io.BufferedReader(raw) if not hasattr(raw, "peek") else raw
+    if buffered.peek(2)[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=buffered)
+    return buffered
+
+
+def _require(uri: str, columns: Sequence[str] | None, present: Sequence[str]) -> None:
+    """Every wanted column is there; a missing one is named with its likely misspelling."""
+    import difflib
+
+    for column in columns or []:
+        if column not in present:
+            close = difflib.get_close_matches(column, list(present), n=1)
+            hint = f" (found '{close[0]}': misspelled?)" if close else ""
+            raise DataError(f"{uri}: missing column '{column}'{hint}; columns: {list(present)}")
