@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from htl.config import DataConfig
 from htl.data.features import OOV, FeatureEncoder
@@ -189,3 +190,35 @@ def test_unreadable_events_file(tmp_path: Path) -> None:
         prepare_splits(events_dir, tmp_path / "splits", DataConfig())
     with pytest.raises(DataError, match="file not found"):
         prepare_splits(tmp_path / "nowhere", tmp_path / "splits", DataConfig())
+
+
+def test_dense_numeric_fields_scale_one_row_by_the_standardised_value(tmp_path: Path) -> None:
+    train = pd.DataFrame({"user": [1, 2, 1, 2], "price": [10.0, 20.0, 30.0, 40.0]})
+    encoder = FeatureEncoder.fit(
+        train, ["user"], ("c",), "y", numeric=["price"], numeric_encoding="dense"
+    )
+    assert encoder.fields == ["user", "price"] and encoder.cardinalities == [3, 2]
+    assert encoder.dense["price"] == (25.0, pytest.approx(np.std([10, 20, 30, 40])))
+    serving = pd.DataFrame({"user": [2, 9], "price": [25.0, np.nan]})
+    assert encoder.encode(serving)["price"].tolist() == [1, OOV]
+    np.testing.assert_allclose(encoder.values(serving), [[1.0, 0.0], [1.0, 1.0]])
+    encoder.save(tmp_path / "f.json")
+    assert FeatureEncoder.load(tmp_path / "f.json") == encoder
+
+
+def test_dense_numeric_features_train_end_to_end(tmp_path: Path) -> None:
+    from htl.train import TrainParams, load_model, load_split, predict, train_model
+
+    data = DataConfig(profile="kaggle", rows=3000, numeric_encoding="dense")
+    ingest(data, tmp_path / "events")
+    card = prepare_splits(tmp_path / "events", tmp_path / "splits", data)
+    assert list(card["numeric_dense"]) == ["log_calibration_value"]
+    train = pd.read_parquet(split_path(tmp_path / "splits", "train"))
+    assert train["log_calibration_value__value"].mean() == pytest.approx(0.0, abs=1e-5)
+    params = TrainParams(epochs=1, batch_size=256, options={})
+    train_model(tmp_path / "splits", "htlnet", 0, params, tmp_path / "model")
+    model, encoder = load_model(tmp_path / "model")
+    test = load_split(tmp_path / "splits", "test", encoder, "cpu")
+    assert test.scale is not None and test.scale.shape == test.x.shape
+    preds = predict(model, test)
+    assert all(bool(torch.isfinite(v).all()) for v in preds.values())

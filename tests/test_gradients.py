@@ -188,3 +188,21 @@ def test_output_space_is_refused_where_it_cannot_apply() -> None:
     strategy = HtlGradient(0.5, 0.5, 100.0, space="output")  # the strategy's own guard
     with pytest.raises(ValueError, match="single-backward path"):
         strategy.backward(task_losses(outputs, y, model.tasks), model.shared_parameters(), cut)
+
+
+@pytest.mark.parametrize("t", [1, 2])
+def test_fast_gradients_with_dense_field_scales_equal_reference(t: int) -> None:
+    """A dense numeric field multiplies its row by the value: ∂L/∂row = Σ value · ∂L/∂e."""
+    model, x, y = model_and_losses(t)
+    g = torch.Generator().manual_seed(5)
+    scale = torch.ones(x.shape, dtype=torch.float32)
+    scale[:, 1] = torch.randn(x.shape[0], generator=g)  # field 1 is dense
+    losses = task_losses(model(x, scale), y, model.tasks)
+    reference = reference_task_grads(losses, [model.embedding.weight])
+    outputs, cut = model.forward_train(x, scale)
+    torch.stack(list(task_losses(outputs, y, model.tasks).values())).sum().backward()
+    for got, want in zip(table_grads(cut).flatten(1), reference, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(reference[0], reference_task_grads(
+        task_losses(model(x), y, model.tasks), [model.embedding.weight]
+    )[0])  # the scale matters  # fmt: skip

@@ -43,6 +43,20 @@ def test_output_shapes(name: str, t: int, core_loss: str) -> None:
     assert ((preds["b0"] > 0) & (preds["b0"] < 1)).all()
 
 
+@pytest.mark.parametrize("name", sorted(MODEL_BUILDERS))
+def test_every_model_scales_a_dense_fields_embedding(name: str) -> None:
+    model = build_model(name, CARDS, 4, chain(2))
+    x, _ = batch()
+    ones = torch.ones(x.shape)
+    plain, with_ones = model(x).values(), model(x, ones).values()
+    assert all(torch.equal(a, b) for a, b in zip(plain, with_ones, strict=True))
+    scaled = ones.clone()
+    scaled[:, 2] = 3.0
+    outputs, _ = model.forward_train(x, scaled)
+    changed = zip(model(x).values(), outputs.values(), strict=True)
+    assert any(not torch.allclose(a, b) for a, b in changed)
+
+
 def test_unknown_model_and_option_are_clear() -> None:
     with pytest.raises(ValueError, match="unknown model 'htlnett' \\(did you mean 'htlnet'\\?\\)"):
         build_model("htlnett", CARDS, 4, chain(2))

@@ -67,6 +67,7 @@ class DataConfig:
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     min_count: int = 1
     buckets: int = 10  # quantile buckets per numeric feature, fit on train
+    numeric_encoding: str = "bucketize"  # bucketize | dense (a value-scaled embedding row)
     on_violation: str = "error"
     core_transform: str = "none"  # none | log1p: train on log1p(y), report on the raw scale
     events: EventsConfig = field(default_factory=EventsConfig)
@@ -175,6 +176,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data.profile": ("kuairand", "kaggle", "product"),
     "data.on_violation": ("error", "repair", "drop"),
     "data.core_transform": ("none", "log1p"),
+    "data.numeric_encoding": ("bucketize", "dense"),
     "data.events.format": ("auto", "csv", "parquet"),
     "data.kuairand.log": ("random", "standard_4_08_to_4_21", "standard_4_22_to_5_08"),
     "data.shoppers.month_window": ("30d", "31d", "calendar"),

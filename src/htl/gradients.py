@@ -66,6 +66,7 @@ class SharedCut:
     rows: torch.Tensor  # [B, m] global row indices
     output: torch.Tensor  # [B, m*D], the lookup itself (still attached to `weight`)
     inputs: list[torch.Tensor]  # per task, a detached copy of `output` (requires_grad)
+    scale: torch.Tensor | None = None  # [B, m] per-field multipliers of the lookup (dense fields)
 
 
 class GradientStrategy(Protocol):
@@ -181,7 +182,10 @@ def rows_grads(cut: SharedCut) -> tuple[torch.Tensor, torch.Tensor]:
     dim = cut.weight.shape[1]
     out = cut.weight.new_zeros(len(cut.inputs), len(unique), dim)
     for t, e in enumerate(cut.inputs):
-        out[t].index_add_(0, inverse, e.grad.reshape(-1, dim))
+        grad = e.grad.reshape(-1, dim)
+        if cut.scale is not None:  # e = scale · row, so ∂L/∂row = scale · ∂L/∂e
+            grad = grad * cut.scale.reshape(-1, 1)
+        out[t].index_add_(0, inverse, grad)
     return unique, out
 
 

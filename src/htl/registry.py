@@ -35,7 +35,9 @@ class HtlPyfunc(mlflow.pyfunc.PythonModel):
         from htl.train import SplitTensors, predict
 
         x = torch.from_numpy(self.encoder.encode(model_input).to_numpy(copy=True))
-        preds = predict(self.model, SplitTensors(x, {}))
+        values = self.encoder.values(model_input)
+        scale = None if values is None else torch.from_numpy(values)
+        preds = predict(self.model, SplitTensors(x, {}, scale))
         return pd.DataFrame({name: value.float().numpy() for name, value in preds.items()})
 
 

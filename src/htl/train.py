@@ -61,10 +61,12 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class SplitTensors:
-    """One split on the device: int field indices [N, m] and float targets per task."""
+    """One split on the device: int field indices [N, m], float targets per task, and the
+    per-field multipliers [N, m] when there are dense numeric fields."""
 
     x: torch.Tensor
     y: dict[str, torch.Tensor]
+    scale: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -96,7 +98,8 @@ def load_split(
         t: torch.from_numpy(frame[t].to_numpy(dtype=np.float32, copy=True)).to(device)
         for t in tasks
     }
-    return SplitTensors(x, y)
+    scale = encoder.scale_from_split(frame)
+    return SplitTensors(x, y, None if scale is None else torch.from_numpy(scale).to(device))
 
 
 @torch.no_grad()
@@ -107,7 +110,8 @@ def predict(
     model.eval()
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in model.tasks.names}
     for start in range(0, len(data), batch):
-        preds = predictions(model(data.x[start : start + batch]), model.tasks)
+        scale = None if data.scale is None else data.scale[start : start + batch]
+        preds = predictions(model(data.x[start : start + batch], scale), model.tasks)
         for name, value in preds.items():
             parts[name].append(value)
     return {name: torch.cat(values) for name, values in parts.items()}
@@ -127,9 +131,10 @@ def train_step(
     shared: list[torch.nn.Parameter],
     x: torch.Tensor,
     y: dict[str, torch.Tensor],
+    scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One optimiser step; returns the detached per-task losses and the gradient norms."""
-    outputs, cut = model.forward_train(x)
+    outputs, cut = model.forward_train(x, scale)
     losses = task_losses(outputs, y, model.tasks)
     for task, extra in model.auxiliary_losses(outputs).items():
         losses[task] = losses[task] + extra
@@ -165,7 +170,8 @@ def run_epoch(
         idx = order[i * batch_size : (i + 1) * batch_size]
         model.on_train_step(first_step + i)
         y = {k: v[idx] for k, v in train.y.items()}
-        losses, norms = train_step(model, optimizer, strategy, shared, train.x[idx], y)
+        scale = None if train.scale is None else train.scale[idx]
+        losses, norms = train_step(model, optimizer, strategy, shared, train.x[idx], y, scale)
         loss_sum += losses
         if norms is not None:
             norm_sum = norms.detach() if norm_sum is None else norm_sum + norms.detach()

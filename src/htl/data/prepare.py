@@ -65,11 +65,14 @@ def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig
         numeric=list(schema.numeric),
         buckets=data.buckets,
         core_transform=data.core_transform,
+        numeric_encoding=data.numeric_encoding,
     )
     card = _card(schema, report, splits, encoder, totals)
     with atomic_directory(out_dir) as tmp:
         for name, frame in splits.items():
             encoded = encoder.encode(frame)
+            for column, values in encoder.value_columns(frame).items():
+                encoded[column] = values
             for column in schema.targets:
                 encoded[column] = frame[column].to_numpy(dtype=np.float32)
             encoded.to_parquet(split_path(tmp, name), index=False)
@@ -103,6 +106,7 @@ def _card(schema, report, splits, encoder, totals) -> dict[str, Any]:
         "all": totals,
         "fields": dict(zip(encoder.fields, encoder.cardinalities, strict=False)),
         "numeric_buckets": {k: len(v) + 1 for k, v in encoder.boundaries.items()},
+        "numeric_dense": {k: {"mean": m, "std": sd} for k, (m, sd) in encoder.dense.items()},
         "splits": {},
     }
     if schema.dataset in TABLE1:

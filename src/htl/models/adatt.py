@@ -113,8 +113,10 @@ class AdaTT(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight, *self.levels.parameters()]
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        e = self.embedding(x)
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        e = self.embedding(x, scale)
         h = e.unsqueeze(1).expand(-1, self.modules_in, -1)  # [B, modules, m*D]
         for level in self.levels:
             h, _ = level(h)

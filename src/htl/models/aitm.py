@@ -72,8 +72,10 @@ class AITM(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight]
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        e = self.embedding(x)
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        e = self.embedding(x, scale)
         out: dict[str, torch.Tensor] = {}
         ait = None
         for t, name in enumerate(self.tasks.names):

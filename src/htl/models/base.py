@@ -1,4 +1,5 @@
-"""The model contract: uniform constructor, `forward(x) -> {task: raw output}`, shared params."""
+"""The model contract: uniform constructor, `forward(x, scale) -> {task: raw output}`, shared
+parameters."""
 
 from __future__ import annotations
 
@@ -42,10 +43,12 @@ class MultiTaskModel(nn.Module):
         """θ_s: the parameters every task's loss reaches (the gradient strategy works on these)."""
         return []
 
-    def forward_train(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], SharedCut | None]:
+    def forward_train(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> tuple[dict[str, torch.Tensor], SharedCut | None]:
         """Training forward: outputs, plus a `SharedCut` when the model supports the
         single-backward gradient path (HTLNet with stop-gradients)."""
-        return self(x), None
+        return self(x, scale), None
 
     @classmethod
     def has_single_backward(cls) -> bool:
@@ -59,5 +62,9 @@ class MultiTaskModel(nn.Module):
     def on_train_step(self, step: int) -> None:
         """Called by the engine before each optimiser step (schedules such as HTLNet's τ)."""
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        """{task: raw output} for int field indices x [B, m]; `scale` [B, m] multiplies each
+        field's embedding (the values of dense numeric fields, 1 elsewhere)."""
         raise NotImplementedError

@@ -19,5 +19,7 @@ class DNN(MultiTaskModel):
         )
         self.task_towers = TaskTowers(self.tasks, self.embeddings[0].output_dim, self.tower_dims)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.task_towers([embedding(x) for embedding in self.embeddings])
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        return self.task_towers([embedding(x, scale) for embedding in self.embeddings])

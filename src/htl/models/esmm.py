@@ -49,13 +49,17 @@ class ESMM(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight]
 
-    def conditional_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def conditional_logits(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Each tower's own output: z_t (P(step t | step t−1)) and the core's raw output."""
-        e = self.embedding(x)
+        e = self.embedding(x, scale)
         return self.task_towers([e] * len(self.tasks.names))
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        z = self.conditional_logits(x)
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        z = self.conditional_logits(x, scale)
         out: dict[str, torch.Tensor] = {}
         log_p = torch.zeros_like(z[self.tasks.chain[0]])
         for name in self.tasks.chain:

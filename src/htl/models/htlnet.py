@@ -129,19 +129,23 @@ class HTLNet(MultiTaskModel):
         table = self.label_tables[t]
         return p * table[1] + (1 - p) * table[0]
 
-    def forward_train(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], SharedCut | None]:
+    def forward_train(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> tuple[dict[str, torch.Tensor], SharedCut | None]:
         """With Eq. 15 on, each tower reads its own detached copy of e (exact, §6.1)."""
         o: HTLNetOptions = self.options
         if not (o.stop_gradient and o.gradient_impl == "fast"):
-            return self(x), None
+            return self(x, scale), None
         rows = self.embedding.rows(x)
-        e = nn.functional.embedding(rows, self.embedding.weight).flatten(1)
+        e = self.embedding.lookup(rows, scale)
         inputs = [e.detach().requires_grad_(True) for _ in self.tasks.names]
         outputs = self._towers(inputs)
-        return outputs, SharedCut(self.embedding.weight, rows, e, inputs)
+        return outputs, SharedCut(self.embedding.weight, rows, e, inputs, scale)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        e = self.embedding(x)
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        e = self.embedding(x, scale)
         return self._towers([e] * len(self.tasks.names))
 
     def _towers(self, inputs: list[torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -36,9 +36,17 @@ class FusedEmbedding(nn.Module):
         """[B, m] field indices -> [B, m] rows of the fused table."""
         return x.long() + self.offsets
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def lookup(self, rows: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, m] table rows -> [B, m*D]; each field's vector times its `scale` [B, m] when
+        given (a dense numeric field's value: its one row acts as a linear embedding)."""
+        e = nn.functional.embedding(rows, self.weight)
+        if scale is not None:
+            e = e * scale.unsqueeze(-1)
+        return e.flatten(1)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """[B, m] int field indices -> [B, m*D] concatenated embeddings."""
-        return nn.functional.embedding(self.rows(x), self.weight).flatten(1)
+        return self.lookup(self.rows(x), scale)
 
 
 def mlp(input_dim: int, dims: Sequence[int]) -> nn.Sequential:

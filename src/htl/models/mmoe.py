@@ -52,8 +52,10 @@ class MMoE(MultiTaskModel):
         """[B, T+1, E]: each task's softmax over the experts."""
         return torch.stack([torch.softmax(g(e), dim=-1) for g in self.gates], 1)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        e = self.embedding(x)
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        e = self.embedding(x, scale)
         experts = torch.stack([expert(e) for expert in self.experts], 1)  # [B, E, d]
         mixed = torch.bmm(self.gate_weights(e), experts)  # [B, T+1, d]
         return self.task_towers(mixed.unbind(1))

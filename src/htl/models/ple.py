@@ -90,8 +90,10 @@ class PLE(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight, *self.levels.parameters()]
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        e = self.embedding(x)
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        e = self.embedding(x, scale)
         task_inputs, shared = [e] * len(self.tasks.names), e
         for level in self.levels:
             task_inputs, shared, _ = level(task_inputs, shared)

@@ -45,8 +45,10 @@ class SharedBottom(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight, *self.bottom.parameters()]
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        shared = self.bottom(self.embedding(x))
+    def forward(
+        self, x: torch.Tensor, scale: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        shared = self.bottom(self.embedding(x, scale))
         return self.task_towers([shared] * len(self.tasks.names))
 
 
