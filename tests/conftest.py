@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,10 @@ def write_config(directory: Path, overrides: dict | None = None, name: str = "co
 @pytest.fixture
 def tiny_config_path(tmp_path: Path) -> Path:
     return write_config(tmp_path)
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface, for servers the tests start."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -71,3 +71,17 @@ def test_compile_cli_without_a_config_uses_the_defaults(tmp_path: Path) -> None:
     default = doc["root"]["inputDefinitions"]["parameters"]["config"]["defaultValue"]
     assert default["models"] == ["htlnet", "shared_bottom", "dnn"]  # ExperimentConfig's default
     assert not list(out.parent.glob(".*tmp*"))  # the temporary file was renamed away
+
+
+def test_compile_cli_applies_set_overrides_to_the_config_default(tmp_path: Path) -> None:
+    from pipelines.cli import main
+
+    out = tmp_path / "pipeline.yaml"
+    config = str(ROOT / "configs" / "ablation-ifu.yaml")
+    argv = ["compile", "--config", config, "--output", str(out), "--set", "seeds=[4,5]"]
+    assert main([*argv, "--set", "data.rows=1186059"]) == 0
+    default = yaml.safe_load(out.read_text())["root"]["inputDefinitions"]["parameters"]["config"][
+        "defaultValue"
+    ]
+    assert default["seeds"] == [4, 5] and default["data"]["rows"] == 1186059
+    assert default["model_options"]["htlnet_concat"] == {"model": "htlnet", "ifu_op": "concat"}

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import free_port
 
 from htl.config import DataConfig, EventsConfig, KuaiRandConfig, ShoppersConfig
 from htl.data.kuairand import LOGS, USER_FEATURES, USERS_FILE, VIDEO_FEATURES, VIDEOS_FILE
@@ -314,12 +315,6 @@ def test_shoppers_bad_amount_is_named(tmp_path: Path) -> None:
 
 
 # --- gs:// through a real emulator --------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
