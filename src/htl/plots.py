@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # files only; no display on pipeline nodes
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 GRAD_NORMS_PNG = "grad_norms.png"
 EPOCH_TIME_PNG = "epoch_time.png"
@@ -60,6 +61,7 @@ def plot_grad_norms(records: list[dict[str, Any]], tasks: Sequence[str], path: P
             if before is not None and not np.allclose(before, after, equal_nan=True):
                 ax.plot(epochs, before, ls="--", color=f"C{i}", alpha=0.6, label=f"{task} (raw)")
         ax.set(title=model, xlabel="epoch", yscale="log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("‖∂L_t/∂θ_s‖, mean over steps")
     fig.suptitle("Shared-gradient magnitude per task (Fig. 5)")
