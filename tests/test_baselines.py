@@ -201,3 +201,26 @@ def test_pcgrad_strategy_sets_shared_grads_and_plain_task_grads() -> None:
     model.zero_grad(set_to_none=True)
     sum(task_losses(model(x), y, model.tasks).values()).backward()
     torch.testing.assert_close(model.task_towers.heads[0].weight.grad, plain)
+
+
+@pytest.mark.parametrize("strategy", ["pcgrad", "metabalance"])
+def test_general_strategies_on_htlnet_reach_the_shared_embedding(strategy: str) -> None:
+    """Table 5's HTLNet-Gradient Surgery / HTLNet-MetaBalance: the strategy acts on the
+    embedding through the engine's own step, exactly as on the plain graph."""
+    from htl.train import train_step
+
+    torch.manual_seed(0)
+    model = build_model("htlnet", CARDS, 4, chain(2), {"gradient": strategy})
+    x, y = batch(), targets()
+    shared = model.shared_parameters()
+    per_task = torch.stack(reference_task_grads(task_losses(model(x), y, model.tasks), shared))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # keep the weights as they are
+    train_step(model, optimizer, strategy_for(model.options), shared, x, y)
+    got = model.embedding.weight.grad.reshape(-1)
+    assert got.abs().sum() > 0
+    if strategy == "pcgrad":
+        torch.testing.assert_close(got, pcgrad(per_task)[0])
+    else:  # first step: the moving averages are the norms themselves, scaled by (1 - beta)
+        norms = per_task.norm(dim=1)
+        scale = 0.7 * norms[-1] / norms + 0.3
+        torch.testing.assert_close(got, (scale[:, None] * per_task).sum(0))

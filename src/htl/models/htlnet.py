@@ -17,6 +17,9 @@ from htl.gradients import GradientOptions, SharedCut
 from htl.models.base import MultiTaskModel
 from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
 
+#: Gradient strategies that work from a `SharedCut` (the single-backward path).
+CUT_STRATEGIES = ("htl", "none")
+
 
 @dataclass(frozen=True)
 class HTLNetOptions(GradientOptions):
@@ -132,9 +135,12 @@ class HTLNet(MultiTaskModel):
     def forward_train(
         self, x: torch.Tensor, scale: torch.Tensor | None = None
     ) -> tuple[dict[str, torch.Tensor], SharedCut | None]:
-        """With Eq. 15 on, each tower reads its own detached copy of e (exact, §6.1)."""
+        """With Eq. 15 on, each tower reads its own detached copy of e (exact, §6.1).
+
+        Only for the strategies that read the cut (Algorithm 1, or none); PCGrad and
+        MetaBalance take per-task autograd passes and need the attached graph."""
         o: HTLNetOptions = self.options
-        if not (o.stop_gradient and o.gradient_impl == "fast"):
+        if not (o.stop_gradient and o.gradient_impl == "fast" and o.gradient in CUT_STRATEGIES):
             return self(x, scale), None
         rows = self.embedding.rows(x)
         e = self.embedding.lookup(rows, scale)
