@@ -134,6 +134,9 @@ def test_variants_build_their_model_with_their_options() -> None:
     # an option the variant sets is never tuned away; hpo.fixed keeps the config's batch size
     assert "alpha" not in search_space(config, "htlnet_wo_conflict")
     assert "alpha" in search_space(config, "htlnet")
+    # Algorithm 1's α, γ, C mean nothing to a variant trained with PCGrad or without a process
+    assert not {"alpha", "gamma", "clip"} & set(search_space(config, "htlnet_pcgrad"))
+    assert "label_dim" in search_space(config, "htlnet_pcgrad")
     assert "batch_size" in search_space(config, "htlnet")
     params = base_params(config, "htlnet_wo_conflict")
     assert params.architecture == "htlnet" and params.options == {"alpha": 0.0}

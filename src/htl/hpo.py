@@ -19,7 +19,7 @@ import optuna
 from htl.config import ExperimentConfig, config_to_dict
 from htl.data.features import FeatureEncoder
 from htl.data.prepare import FEATURES_FILE
-from htl.models.registry import build_model
+from htl.models.registry import build_model, make_options
 from htl.storage import atomic_directory, write_json
 from htl.tasks import TaskSpec
 from htl.train import TrainParams, fit, load_split, resolve_device
@@ -45,6 +45,7 @@ MODEL_SPACES: dict[str, dict[str, list[Any]]] = {
     "mmoe": {"experts": [4, 8]},
 }
 TRAIN_KEYS = {"embed_dim", "batch_size", "lr", "l2"}
+ALGORITHM1_KEYS = {"alpha", "gamma", "clip"}
 
 
 def base_params(config: ExperimentConfig, model: str) -> TrainParams:
@@ -66,9 +67,14 @@ def base_params(config: ExperimentConfig, model: str) -> TrainParams:
 
 def search_space(config: ExperimentConfig, model: str) -> dict[str, list[Any]]:
     """Table 6's grids for the entry's architecture, less every option the entry sets (an
-    ablation's `alpha: 0` stays 0) and every key in `hpo.fixed`."""
-    fixed = {*config.options_for(model), *config.hpo.fixed}
-    space = {**COMMON_SPACE, **MODEL_SPACES.get(config.architecture(model), {})}
+    ablation's `alpha: 0` stays 0), every key in `hpo.fixed`, and Algorithm 1's α, γ, C where
+    the entry trains with another gradient strategy (they would change nothing)."""
+    options = config.options_for(model)
+    fixed = {*options, *config.hpo.fixed}
+    architecture = config.architecture(model)
+    if make_options(architecture, options).gradient != "htl":
+        fixed |= ALGORITHM1_KEYS
+    space = {**COMMON_SPACE, **MODEL_SPACES.get(architecture, {})}
     return {k: v for k, v in space.items() if k not in fixed}
 
 
