@@ -377,6 +377,8 @@ def test_events_from_gcs_match_local(tmp_path: Path, gcs: object) -> None:
         pd.testing.assert_frame_equal(read(uri), expected, check_dtype=False)
     with pytest.raises(DataError, match="gs://htl-test/nothing"):
         read("gs://htl-test/nothing")
+    with pytest.raises(DataError, match="gs://no-such-bucket/logs: cannot be listed"):
+        read("gs://no-such-bucket/logs")
 
 
 def test_kuairand_and_shoppers_from_gcs(tmp_path: Path, gcs: object) -> None:

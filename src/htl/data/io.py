@@ -73,6 +73,15 @@ def _expand_local(uri: str) -> list[str]:
 
 
 def _expand_gcs(uri: str) -> list[str]:
+    from google.api_core.exceptions import GoogleAPICallError
+
+    try:
+        return _list_gcs(uri)
+    except GoogleAPICallError as exc:  # no such bucket, no permission, ...
+        raise DataError(f"{uri}: cannot be listed: {exc}") from exc
+
+
+def _list_gcs(uri: str) -> list[str]:
     bucket, key = _split(uri)
     client = gcs_client()
     if any(c in key for c in GLOB_CHARS):
@@ -101,6 +110,7 @@ def _split(uri: str) -> tuple[str, str]:
 
 def gcs_client() -> Any:
     """A storage client: default credentials, or anonymous against STORAGE_EMULATOR_HOST."""
+    from google.auth.exceptions import DefaultCredentialsError
     from google.cloud import storage
 
     if os.environ.get("STORAGE_EMULATOR_HOST"):
@@ -108,19 +118,27 @@ def gcs_client() -> Any:
 
         project = os.environ.get("GOOGLE_CLOUD_PROJECT", "local")
         return storage.Client(project=project, credentials=AnonymousCredentials())
-    return storage.Client()
+    try:
+        return storage.Client()
+    except DefaultCredentialsError as exc:
+        raise DataError(
+            f"gs://: no Google Cloud credentials ({exc}); run `gcloud auth application-default "
+            "login` or set GOOGLE_APPLICATION_CREDENTIALS"
+        ) from exc
 
 
 def open_binary(uri: str) -> IO[bytes]:
     """A readable binary stream of a local file or a gs:// object (streamed, not downloaded)."""
     if is_gcs(uri):
-        from google.api_core.exceptions import NotFound
+        from google.api_core.exceptions import GoogleAPICallError, NotFound
 
         bucket, key = _split(uri)
         try:
             return gcs_client().bucket(bucket).blob(key).open("rb")
         except NotFound as exc:
             raise DataError(f"{uri}: no such object") from exc
+        except GoogleAPICallError as exc:
+            raise DataError(f"{uri}: cannot be read: {exc}") from exc
     if not Path(uri).is_file():
         raise DataError(f"{uri}: no such file")
     return open(uri, "rb")  # noqa: SIM115 - the caller closes it
@@ -128,8 +146,13 @@ def open_binary(uri: str) -> IO[bytes]:
 
 def exists(uri: str) -> bool:
     if is_gcs(uri):
+        from google.api_core.exceptions import GoogleAPICallError
+
         bucket, key = _split(uri)
-        return bool(key) and gcs_client().bucket(bucket).blob(key).exists()
+        try:
+            return bool(key) and gcs_client().bucket(bucket).blob(key).exists()
+        except GoogleAPICallError as exc:
+            raise DataError(f"{uri}: cannot be checked: {exc}") from exc
     return Path(uri).is_file()
 
 
