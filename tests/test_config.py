@@ -155,3 +155,10 @@ def test_overrides_apply_on_top_of_the_file_and_are_validated(tmp_path: Path) ->
         load_config(path, ["data.rows"])
     with pytest.raises(ConfigError, match="'name' is not a section"):
         load_config(path, ["name.x=1"])
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("tracking:\nmodels: [htlnet]\n")  # an empty section reads as null
+    assert load_config(empty, ["tracking.experiment=x"]).tracking.experiment == "x"
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- htlnet\n")
+    with pytest.raises(ConfigError, match="must be a mapping to take overrides"):
+        load_config(listed, ["seeds=[1]"])

@@ -205,6 +205,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentCo
 def apply_overrides(raw: Any, overrides: Sequence[str], source: str) -> Any:
     """A copy of `raw` with each `dotted.key=value` set (the value parsed as YAML)."""
     out = copy.deepcopy(raw)
+    if overrides and not isinstance(out, dict):
+        raise ConfigError(f"{source}: the config must be a mapping to take overrides")
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key:
@@ -216,7 +218,9 @@ def apply_overrides(raw: Any, overrides: Sequence[str], source: str) -> Any:
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
-            node = node.setdefault(part, {})
+            if node.get(part) is None:  # absent, or an empty `section:` in the YAML
+                node[part] = {}
+            node = node[part]
             if not isinstance(node, dict):
                 raise ConfigError(f"{source}: override {item!r}: '{part}' is not a section")
         node[parts[-1]] = value

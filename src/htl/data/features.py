@@ -12,6 +12,7 @@ strings: 19M rows encode in seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,10 @@ class FeatureEncoder:
 
     def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Int32 indices per field (OOV = 0); other columns are left out."""
-        out = {name: _lookup(frame[name], vocab) for name, vocab in self.vocabularies.items()}
+        out = {
+            name: _lookup(frame[name], vocab, self._int_keys[name])
+            for name, vocab in self.vocabularies.items()
+        }
         for name, edges in self.boundaries.items():
             values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
             index = np.searchsorted(np.asarray(edges), values, side="right") + 1
@@ -80,6 +84,12 @@ class FeatureEncoder:
             values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
             out[name] = np.where(np.isnan(values), OOV, 1).astype(np.int32)
         return pd.DataFrame(out, index=frame.index)
+
+    @cached_property
+    def _int_keys(self) -> dict[str, np.ndarray | None]:
+        """Per field, its vocabulary as sorted int64 keys when every entry is an integer (so
+        integer columns encode by `searchsorted`); computed once, not on every serving call."""
+        return {name: _int_array(vocab) for name, vocab in self.vocabularies.items()}
 
     def value_columns(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """`<field>__value` float32 columns for the splits, one per dense field."""
@@ -158,12 +168,12 @@ def _vocabulary(column: pd.Series, min_count: int) -> list[str]:
     return sorted(counts[counts >= min_count].index.tolist())
 
 
-def _lookup(column: pd.Series, vocab: list[str]) -> np.ndarray:
-    """1-based index into `vocab`, OOV for anything else (missing values included)."""
+def _lookup(column: pd.Series, vocab: list[str], keys: np.ndarray | None) -> np.ndarray:
+    """1-based index into `vocab`, OOV for anything else (missing values included); `keys` is
+    the vocabulary as sorted ints, or None when it holds anything else."""
     whole = _whole_numbers(column)
-    if whole is not None and _all_ints(vocab):
+    if whole is not None and keys is not None:
         values, present = whole
-        keys = np.array([int(v) for v in vocab], dtype=np.int64)  # sorted as ints at fit
         pos = np.searchsorted(keys, values).clip(max=max(len(keys) - 1, 0))
         found = present & (len(keys) > 0)
         found[found] = keys[pos[found]] == values[found]
@@ -171,9 +181,6 @@ def _lookup(column: pd.Series, vocab: list[str]) -> np.ndarray:
     strings = column.astype(str).where(column.notna(), None)
     codes = pd.Index(vocab).get_indexer(strings)
     return (codes + 1).astype(np.int32)  # -1 (unseen) becomes OOV = 0
-
-
-VALUE_SUFFIX = "__value"  # split column holding a dense field's standardised value
 
 
 def _whole_numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
@@ -196,11 +203,15 @@ def _whole_numbers(column: pd.Series) -> tuple[np.ndarray, np.ndarray] | None:
     return None
 
 
-def _all_ints(vocab: list[str]) -> bool:
+def _int_array(vocab: list[str]) -> np.ndarray | None:
+    """The vocabulary as int64 (sorted as ints at fit), or None if an entry is not an int."""
     try:
-        return all(str(int(v)) == v for v in vocab)
+        keys = [int(v) for v in vocab]
     except ValueError:
-        return False
+        return None
+    if any(str(k) != v for k, v in zip(keys, vocab, strict=True)):
+        return None
+    return np.array(keys, dtype=np.int64)
 
 
 def _moments(column: pd.Series) -> tuple[float, float]:

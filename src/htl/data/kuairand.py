@@ -8,6 +8,8 @@ and stay times, ...) is never a feature (model-spec §5.1).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
 from htl.config import DataConfig
@@ -67,7 +69,7 @@ def read_kuairand(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
     events["hour"] = events["hourmin"] // 100
     events["watch_time"] = events["play_time_ms"] / 1000.0
     events = events.rename(columns={"is_click": "click"})
-    schema = EventSchema(**{**KUAIRAND_SCHEMA.__dict__, "origin": log_uri})
+    schema = replace(KUAIRAND_SCHEMA, origin=log_uri)
     columns = [*schema.features, *schema.targets, schema.time]
     events = events[columns]
     check_columns(events, schema, log_uri)

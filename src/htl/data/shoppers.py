@@ -13,6 +13,9 @@ grows with the number of (customer, company) pairs, not with the file.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +27,7 @@ from htl.data.labels import DataError
 from htl.data.schema import EventSchema
 
 log = logging.getLogger(__name__)
+Frame = TypeVar("Frame", pd.DataFrame, pd.Series)
 
 COLUMNS = ["id", "chain", "dept", "category", "company", "brand", "date", "productmeasure",
            "purchaseamount"]  # fmt: skip
@@ -60,7 +64,7 @@ def read_shoppers(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
     if starts.empty:
         raise DataError(f"{uri}: no customer of companies {companies} in the cohort {s.cohort}")
     frame = aggregate(uri, starts, s.chunk_rows, s.month_window)
-    return frame, EventSchema(**{**SHOPPERS_SCHEMA.__dict__, "origin": uri})
+    return frame, replace(SHOPPERS_SCHEMA, origin=uri)
 
 
 def _one_file(path: str) -> list[str]:
@@ -102,15 +106,20 @@ def top_companies(uri: str, n: int, chunk_rows: int) -> list[int]:
 
 def first_purchase(uri: str, companies: list[int], chunk_rows: int) -> pd.Series:
     """Day number of each (id, company)'s first purchase."""
-    starts: pd.Series | None = None
+
+    def earliest(parts: pd.Series) -> pd.Series:
+        return parts.groupby(level=KEY).min()
+
+    starts: list[pd.Series] = []
     wanted = np.asarray(companies, dtype=np.int64)
     for chunk in _chunks(uri, ["id", "company", "date", "purchaseamount"], chunk_rows, "pass 1"):
         chunk = chunk[np.isin(chunk["company"].to_numpy(), wanted)]
-        part = _day(chunk["date"], uri).groupby([chunk["id"], chunk["company"]]).min()
-        starts = part if starts is None else pd.concat([starts, part]).groupby(level=KEY).min()
-    if starts is None or starts.empty:
+        starts.append(_day(chunk["date"], uri).groupby([chunk["id"], chunk["company"]]).min())
+        starts = _compact(starts, earliest)
+    result = earliest(pd.concat(starts)) if starts else pd.Series(dtype=np.int64)
+    if result.empty:
         raise DataError(f"{uri}: no purchase line of companies {companies}")
-    return starts.rename("start_day")
+    return result.rename("start_day")
 
 
 def aggregate(uri: str, starts: pd.Series, chunk_rows: int, month_window: str) -> pd.DataFrame:
@@ -134,12 +143,12 @@ def aggregate(uri: str, starts: pd.Series, chunk_rows: int, month_window: str) -
                 "amount_1m": amount.where((offset > 0) & (day <= month_end), 0.0),
             }
         )
-        sums.append(parts.groupby(KEY).sum())
+        sums = _compact([*sums, parts.groupby(KEY).sum()], _total)
         first = chunk[offset == 0]
-        firsts.append(first.loc[first.groupby(KEY)["purchaseamount"].idxmax()])
-    total = pd.concat(sums).groupby(level=KEY).sum()
-    first_day = pd.concat(firsts).sort_values("purchaseamount", ascending=False, kind="stable")
-    first_day = first_day.drop_duplicates(KEY).set_index(KEY)[ATTRIBUTES]
+        firsts = _compact([*firsts, first.loc[first.groupby(KEY)["purchaseamount"].idxmax()]],
+                          _biggest_line)  # fmt: skip
+    total = _total(pd.concat(sums))
+    first_day = _biggest_line(pd.concat(firsts)).set_index(KEY)[ATTRIBUTES]
     out = total.join(first_day).join(starts).reset_index()
     out["productmeasure"] = out["productmeasure"].fillna("UNKNOWN")
     out["log_calibration_value"] = np.log(out["calibration_value"])
@@ -149,6 +158,24 @@ def aggregate(uri: str, starts: pd.Series, chunk_rows: int, month_window: str) -
     return out.sort_values(["start_day", "id", "company"], kind="stable")[columns].reset_index(
         drop=True
     )
+
+
+def _total(parts: pd.DataFrame) -> pd.DataFrame:
+    return parts.groupby(level=KEY).sum()
+
+
+def _biggest_line(lines: pd.DataFrame) -> pd.DataFrame:
+    """Each pair's highest-amount first-day line; the earlier line (file order) on ties."""
+    ranked = lines.sort_values("purchaseamount", ascending=False, kind="stable")
+    return ranked.drop_duplicates(KEY)
+
+
+def _compact(parts: list[Frame], reduce: Callable[[Frame], Frame]) -> list[Frame]:
+    """Per-chunk partial results, merged into one once they outgrow the merged result so far:
+    memory stays near the number of pairs and every row is merged O(log chunks) times."""
+    if len(parts) > 1 and sum(len(p) for p in parts[1:]) > len(parts[0]):
+        return [reduce(pd.concat(parts))]
+    return parts
 
 
 def _day(dates: pd.Series, uri: str = "") -> pd.Series:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +24,7 @@ def _synthetic(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
 
     generate, schema = PROFILES[data.profile]
     events = generate(data.rows, seed=data.seed)
-    schema = EventSchema(**{**schema.__dict__, "origin": f"synthetic:{data.profile}"})
+    schema = replace(schema, origin=f"synthetic:{data.profile}")
     check_columns(events, schema, schema.origin)
     return events, schema
 
