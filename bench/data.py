@@ -9,7 +9,8 @@ import torch
 
 from htl.config import DataConfig
 from htl.data.features import FeatureEncoder
-from htl.data.prepare import FEATURES_FILE, prepare_splits
+from htl.artifacts import FEATURES_FILE
+from htl.data.prepare import prepare_splits
 from htl.data.sources import ingest
 from htl.tasks import TaskSpec
 from htl.train import SplitTensors, load_split

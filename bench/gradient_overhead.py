@@ -14,8 +14,7 @@ import time
 import torch
 
 from bench.data import synthetic_split
-from htl.gradients import strategy_for
-from htl.models.registry import build_model
+from htl.models.registry import resolve
 from htl.train import train_step
 
 VARIANTS = {
@@ -30,9 +29,10 @@ def run(rows: int, batch_size: int, rounds: int, steps: int, device: torch.devic
     setups = {}
     for label, options in VARIANTS.items():
         torch.manual_seed(0)
-        model = build_model("htlnet", encoder.cardinalities, 16, tasks, options).to(device)
+        recipe = resolve("htlnet", options)
+        model = recipe.build(encoder.cardinalities, 16, tasks).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        setups[label] = (model, optimizer, strategy_for(model.options), model.shared_parameters())
+        setups[label] = (model, optimizer, recipe.strategy(), model.shared_parameters())
     times: dict[str, list[float]] = {label: [] for label in VARIANTS}
     generator = torch.Generator(device=device).manual_seed(0)
     for round_ in range(rounds + 1):  # round 0 warms up

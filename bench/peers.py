@@ -35,8 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.data import synthetic_split
-from htl.gradients import strategy_for
-from htl.models.registry import build_model
+from htl.models.registry import build_model, resolve
 from htl.train import SplitTensors, run_epoch
 
 EMBED = 8
@@ -113,10 +112,11 @@ def report(results: dict[str, dict[str, float]], rows: int, batch_size: int) -> 
 
 def _ours(name, towers, options, train: SplitTensors, cards, tasks, batch_size):
     def epoch() -> None:
-        model = build_model(name, cards, EMBED, tasks, options, towers)
+        recipe = resolve(name, options)
+        model = recipe.build(cards, EMBED, tasks, towers)
         optimizer = torch.optim.Adam(model.parameters(), lr=LR)
         generator = torch.Generator().manual_seed(0)
-        strategy, shared = strategy_for(model.options), model.shared_parameters()
+        strategy, shared = recipe.strategy(), model.shared_parameters()
         run_epoch(model, optimizer, strategy, shared, train, batch_size, generator)
 
     return epoch

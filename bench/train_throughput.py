@@ -11,16 +11,19 @@ import time
 import torch
 
 from bench.data import synthetic_split
-from htl.models.registry import MODEL_BUILDERS, build_model
-from htl.train import TrainParams, fit
+from htl.config import TrainSpec
+from htl.models.registry import MODELS, build_model
+from htl.train import fit
 
 
 def run(rows: int, batch_size: int, repeats: int, device: torch.device) -> dict[str, float]:
     train, encoder, tasks = synthetic_split(rows, device)
     valid, _, _ = synthetic_split(rows, device, "valid")
-    params = TrainParams(epochs=1, batch_size=batch_size, lr=1e-3, embed_dim=8, patience=1)
     rates = {}
-    for name in MODEL_BUILDERS:
+    for name in MODELS:
+        params = TrainSpec(
+            epochs=1, batch_size=batch_size, lr=1e-3, embed_dim=8, patience=1, architecture=name
+        )
         best = float("inf")
         for repeat in range(repeats):
             torch.manual_seed(repeat)

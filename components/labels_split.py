@@ -1,8 +1,7 @@
 """labels_split: events -> hybrid labels, chronological splits, encoders fit on train."""
 
+from htl.components.images import cpu_component
 from kfp.dsl import Dataset, Input, Output
-
-from components.images import cpu_component
 
 
 @cpu_component

@@ -1,8 +1,7 @@
 """significance: every (model, seed) metric record -> mean ± std, t-tests, the report."""
 
+from htl.components.images import cpu_component
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
-
-from components.images import cpu_component
 
 
 @cpu_component

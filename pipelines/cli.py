@@ -15,10 +15,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from htl.checks import check, load_checked
 from htl.cli import add_step_commands, run_handler
-from htl.config import apply_overrides, config_from_dict, load_config
-
-log = logging.getLogger("htl")
+from htl.config import apply_overrides, config_from_dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,9 +65,9 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> object:
-    from pipelines.local import PipelineFailed, run_locally
+    from htl.pipelines.local import PipelineFailed, run_locally
 
-    config = load_config(args.config, args.set)  # every mistake stops here, before any step
+    config = load_checked(args.config, args.set)  # every mistake stops here, before any step
     run_name = args.run_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         report = run_locally(config, run_name, args.parallelism)
@@ -86,12 +85,14 @@ def _run(args: argparse.Namespace) -> object:
 
 
 def _compile(args: argparse.Namespace) -> object:
-    from pipelines.compile import compile_pipeline
+    from htl.pipelines.compile import compile_pipeline
 
     config = (
-        load_config(args.config, args.set)
+        load_checked(args.config, args.set)
         if args.config
-        else config_from_dict(apply_overrides({}, args.set, "defaults"), source="defaults")
+        else check(
+            config_from_dict(apply_overrides({}, args.set, "defaults"), "defaults"), "defaults"
+        )
     )
     path = compile_pipeline(config, args.output, args.parallelism, args.gpu)
     print(f"htl: wrote {path}", file=sys.stderr)

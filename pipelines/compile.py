@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from htl.pipelines.training import make_pipeline
 from kfp import compiler
 
 from htl.config import ExperimentConfig, config_to_dict
-from pipelines.training import make_pipeline
 
 
 def compile_pipeline(

@@ -7,8 +7,9 @@ import os
 import re
 from pathlib import Path
 
+from htl.pipelines.training import make_pipeline
+
 from htl.config import ExperimentConfig, config_to_dict
-from pipelines.training import make_pipeline
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,8 @@ the config is the single source of truth for models and seeds, also when edited 
 
 from typing import Any
 
+from htl.components import evaluate, hpo, ingest, labels_split, register, significance, train
 from kfp import dsl
-
-from components import evaluate, hpo, ingest, labels_split, register, significance, train
 
 PIPELINE_NAME = "htl-training"
 

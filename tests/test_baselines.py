@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from htl.gradients import MetaBalance, PCGrad, pcgrad, reference_task_grads, strategy_for
+from htl.gradients import MetaBalance, PCGrad, pcgrad, reference_task_grads
 from htl.losses import task_losses
-from htl.models.registry import build_model
+from htl.models.registry import build_model, resolve
 from htl.tasks import TaskSpec
 
 CARDS = [6, 9, 4, 30]
@@ -165,7 +165,7 @@ def test_metabalance_equals_reference_over_steps() -> None:
     torch.manual_seed(0)
     model = build_model("metabalance", CARDS, 4, chain(2)).double()
     y = {k: v.double() for k, v in targets(32).items()}
-    strategy = strategy_for(model.options)
+    strategy = resolve("metabalance").strategy()
     assert isinstance(strategy, MetaBalance)
     shared = model.shared_parameters()
     steps, got = [], []
@@ -215,7 +215,7 @@ def test_general_strategies_on_htlnet_reach_the_shared_embedding(strategy: str) 
     shared = model.shared_parameters()
     per_task = torch.stack(reference_task_grads(task_losses(model(x), y, model.tasks), shared))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # keep the weights as they are
-    train_step(model, optimizer, strategy_for(model.options), shared, x, y)
+    train_step(model, optimizer, resolve("htlnet", {"gradient": strategy}).strategy(), shared, x, y)
     got = model.embedding.weight.grad.reshape(-1)
     assert got.abs().sum() > 0
     if strategy == "pcgrad":

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 from google.protobuf import json_format
+from htl.pipelines.compile import compile_pipeline
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from htl.config import load_config
-from pipelines.compile import compile_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ["ingest", "labels-split", "hpo", "train", "evaluate", "significance", "register"]
@@ -62,7 +62,7 @@ def test_dag_shape(compiled: dict) -> None:
 
 
 def test_compile_cli_without_a_config_uses_the_defaults(tmp_path: Path) -> None:
-    from pipelines.cli import main
+    from htl.pipelines.cli import main
 
     out = tmp_path / "sub" / "pipeline.yaml"
     assert main(["compile", "--output", str(out)]) == 0
@@ -74,7 +74,7 @@ def test_compile_cli_without_a_config_uses_the_defaults(tmp_path: Path) -> None:
 
 
 def test_compile_cli_applies_set_overrides_to_the_config_default(tmp_path: Path) -> None:
-    from pipelines.cli import main
+    from htl.pipelines.cli import main
 
     out = tmp_path / "pipeline.yaml"
     config = str(ROOT / "configs" / "ablation-ifu.yaml")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from htl.checks import check
 from htl.config import ConfigError, config_from_dict, config_to_dict, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,8 +99,8 @@ def test_round_trip_through_pipeline_parameter_types() -> None:
     ],
 )
 def test_bad_config_names_the_key(raw: object, fragments: list[str]) -> None:
-    with pytest.raises(ConfigError) as info:
-        config_from_dict(raw, source="exp.yaml")
+    with pytest.raises(ConfigError) as info:  # the schema's checks, then the registry's
+        check(config_from_dict(raw, source="exp.yaml"), "exp.yaml")
     message = str(info.value)
     assert message.startswith("exp.yaml: ")
     for fragment in fragments:
@@ -129,7 +130,7 @@ def test_variants_build_their_model_with_their_options() -> None:
     assert config.architecture("htlnet_wo_conflict") == "htlnet"
     assert config.options_for("htlnet_wo_conflict") == {"alpha": 0.0}
     assert config.architecture("htlnet") == "htlnet" and config.options_for("htlnet") == {}
-    from htl.hpo import base_params, search_space
+    from htl.hpo import search_space
 
     # an option the variant sets is never tuned away; hpo.fixed keeps the config's batch size
     assert "alpha" not in search_space(config, "htlnet_wo_conflict")
@@ -138,7 +139,7 @@ def test_variants_build_their_model_with_their_options() -> None:
     assert not {"alpha", "gamma", "clip"} & set(search_space(config, "htlnet_pcgrad"))
     assert "label_dim" in search_space(config, "htlnet_pcgrad")
     assert "batch_size" in search_space(config, "htlnet")
-    params = base_params(config, "htlnet_wo_conflict")
+    params = config.training_spec("htlnet_wo_conflict")
     assert params.architecture == "htlnet" and params.options == {"alpha": 0.0}
     table2 = load_config(ROOT / "configs" / "table2-kuairand.yaml")
     assert "batch_size" not in search_space(table2, "mmoe")
@@ -162,3 +163,28 @@ def test_overrides_apply_on_top_of_the_file_and_are_validated(tmp_path: Path) ->
     listed.write_text("- htlnet\n")
     with pytest.raises(ConfigError, match="must be a mapping to take overrides"):
         load_config(listed, ["seeds=[1]"])
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"use_leu": "no"}, "'model_options.htlnet': 'use_leu' must be bool, got 'no'"),
+        ({"label_dim": "8"}, "'model_options.htlnet': 'label_dim' must be int, got '8'"),
+        ({"alpha": "high"}, "'model_options.htlnet': 'alpha' must be float, got 'high'"),
+        ({"label_dim": 0}, "'model_options.htlnet': option label_dim=0 is out of range"),
+    ],
+)
+def test_model_options_are_typed_like_config_keys(options: dict, fragment: str) -> None:
+    config = config_from_dict({"model_options": {"htlnet": options}}, source="exp.yaml")
+    with pytest.raises(ConfigError) as info:
+        check(config, "exp.yaml")
+    assert str(info.value) == f"exp.yaml: {fragment}"
+
+
+def test_integral_floats_from_a_pipeline_parameter_become_ints() -> None:
+    raw = {"models": ["mmoe"], "register": {"model": "mmoe"}, "significance": {"reference": "mmoe"}}
+    config = config_from_dict({**raw, "model_options": {"mmoe": {"experts": 4.0}}})
+    from htl.models.registry import resolve
+
+    assert check(config) is config
+    assert resolve("mmoe", config.options_for("mmoe")).options.experts == 4

@@ -10,14 +10,17 @@ import pandas as pd
 import pytest
 import torch
 
+from htl.artifacts import EVENTS_FILE, FEATURES_FILE, SCHEMA_FILE, split_path
 from htl.config import DataConfig
 from htl.data.features import OOV, FeatureEncoder
-from htl.data.labels import DataError, apply_chain
-from htl.data.prepare import FEATURES_FILE, prepare_splits, split_path
+from htl.data.labels import apply_chain
+from htl.data.prepare import prepare_splits
 from htl.data.schema import EventSchema
-from htl.data.sources import EVENTS_FILE, SCHEMA_FILE, ingest
+from htl.data.sources import ingest
 from htl.data.split import chronological_split
-from htl.data.synthetic import KUAIRAND_SCHEMA, KUAIRAND_TARGETS, kuairand_events
+from htl.data.synthetic import KUAIRAND_TARGETS, kuairand_events
+from htl.data.synthetic import SYNTHETIC_KUAIRAND_SCHEMA as KUAIRAND_SCHEMA
+from htl.errors import DataError
 
 SCHEMA = EventSchema(categorical=("user", "item"), chain=("click", "buy"), core="amount", time="ts")
 
@@ -207,7 +210,9 @@ def test_dense_numeric_fields_scale_one_row_by_the_standardised_value(tmp_path: 
 
 
 def test_dense_numeric_features_train_end_to_end(tmp_path: Path) -> None:
-    from htl.train import TrainParams, load_model, load_split, predict, train_model
+    from htl.artifacts import load_model
+    from htl.config import TrainSpec
+    from htl.train import load_split, predict, train_model
 
     data = DataConfig(profile="kaggle", rows=3000, numeric_encoding="dense")
     ingest(data, tmp_path / "events")
@@ -215,9 +220,10 @@ def test_dense_numeric_features_train_end_to_end(tmp_path: Path) -> None:
     assert list(card["numeric_dense"]) == ["log_calibration_value"]
     train = pd.read_parquet(split_path(tmp_path / "splits", "train"))
     assert train["log_calibration_value__value"].mean() == pytest.approx(0.0, abs=1e-5)
-    params = TrainParams(epochs=1, batch_size=256, options={})
+    params = TrainSpec(epochs=1, batch_size=256, architecture="htlnet", options={})
     train_model(tmp_path / "splits", "htlnet", 0, params, tmp_path / "model")
-    model, encoder = load_model(tmp_path / "model")
+    model = load_model(tmp_path / "model")
+    encoder = FeatureEncoder.load(tmp_path / "model" / FEATURES_FILE)
     test = load_split(tmp_path / "splits", "test", encoder, "cpu")
     assert test.scale is not None and test.scale.shape == test.x.shape
     preds = predict(model, test)

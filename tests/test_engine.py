@@ -15,13 +15,13 @@ import pytest
 import torch
 from conftest import write_config
 
-from htl.config import load_config
+from htl.config import TrainSpec, load_config
 from htl.data.prepare import prepare_splits
 from htl.data.sources import ingest
 from htl.hpo import search
 from htl.models.registry import build_model
 from htl.tasks import TaskSpec
-from htl.train import SplitTensors, TrainParams, fit
+from htl.train import SplitTensors, fit
 
 TASKS = TaskSpec(("click", "long_view"), "watch", "mse")
 CARDS = [20, 30, 7]
@@ -51,7 +51,9 @@ def stop_after(epoch: int):
 def trained(model_name: str, options: dict, checkpoint: Path | None, stop: int | None = None):
     torch.manual_seed(0)
     model = build_model(model_name, CARDS, 4, TASKS, options)
-    params = TrainParams(epochs=5, batch_size=64, lr=0.01, patience=5, options=options)
+    params = TrainSpec(
+        epochs=5, batch_size=64, lr=0.01, patience=5, architecture=model_name, options=options
+    )
     result = fit(
         model, split(600, 1), split(200, 2), params, seed=3, progress=False,
         checkpoint=checkpoint, checkpoint_key="k", on_epoch=stop_after(stop) if stop else None,
@@ -171,15 +173,16 @@ def test_log1p_core_trains_on_the_log_scale_and_reports_the_raw_scale(tmp_path: 
         == 0.0
     )
 
+    from htl.artifacts import load_model
     from htl.config import DataConfig
     from htl.data.features import FeatureEncoder
-    from htl.train import load_model, train_model
+    from htl.train import train_model
 
     data = DataConfig(profile="product", rows=3000, core_transform="log1p")
     ingest(data, tmp_path / "events")
     prepare_splits(tmp_path / "events", tmp_path / "splits", data)
     assert FeatureEncoder.load(tmp_path / "splits" / "features.json").core_transform == "log1p"
-    params = TrainParams(epochs=1, batch_size=256)
+    params = TrainSpec(epochs=1, batch_size=256, architecture="dnn")
     train_model(tmp_path / "splits", "dnn", 0, params, tmp_path / "model")
-    model, _ = load_model(tmp_path / "model")
+    model = load_model(tmp_path / "model")
     assert model.tasks.core_transform == "log1p"

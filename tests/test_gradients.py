@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from htl.config import TrainSpec
 from htl.gradients import (
     HtlGradient,
     SummedGradient,
@@ -16,7 +17,7 @@ from htl.gradients import (
 from htl.losses import task_losses
 from htl.models.registry import build_model
 from htl.tasks import TaskSpec
-from htl.train import SplitTensors, TrainParams, fit, score
+from htl.train import SplitTensors, fit, score
 
 CARDS = [3, 4, 50, 200]  # low-cardinality fields repeat rows within every batch
 
@@ -61,8 +62,10 @@ def test_fast_htl_step_equals_reference_step(t: int, space: str) -> None:
         if impl == "reference" and space == "output":
             continue
         model, x, y = model_and_losses(t, {"gradient_impl": impl, "gradient_space": space})
-        outputs, cut = model.forward_train(x)
-        norms = HtlGradient(0.5, 0.5, 10.0, space, impl).backward(
+        strategy = HtlGradient(0.5, 0.5, 10.0, space, impl)
+        # as the engine does: the strategy says whether it reads the cut or the plain graph
+        outputs, cut = model.forward_train(x) if strategy.uses_cut else (model(x), None)
+        norms = strategy.backward(
             task_losses(outputs, y, model.tasks), model.shared_parameters(), cut
         )
         grads[impl] = ({n: p.grad.clone() for n, p in model.named_parameters()}, norms)
@@ -160,7 +163,7 @@ def test_htlnet_learns_the_chain(t: int) -> None:
     train, valid = chain_problem(t, 6000, 0), chain_problem(t, 2000, 1)
     torch.manual_seed(0)
     model = build_model("htlnet", [20] * 4, 8, chain(t), {"tau_decay_steps": 100.0})
-    params = TrainParams(epochs=8, batch_size=256, lr=0.003, patience=3)
+    params = TrainSpec(epochs=8, batch_size=256, lr=0.003, patience=3, architecture="htlnet")
     result = fit(model, train, valid, params, seed=0, progress=False)
     metrics = score(model, valid)
     # a constant predicts at best 1.0; the Bayes predictor E[core | x] reaches about 0.69

@@ -10,7 +10,7 @@ import torch
 from htl.gradients import HtlGradient, SummedGradient, algorithm1
 from htl.losses import predictions, task_losses
 from htl.models.htlnet import HTLNetOptions
-from htl.models.registry import MODEL_BUILDERS, build_model
+from htl.models.registry import MODELS, build_model
 from htl.tasks import TaskSpec
 
 CARDS = [7, 5, 11, 3]
@@ -26,7 +26,7 @@ def batch(n: int = 32, seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Ten
     return x, g
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_BUILDERS))
+@pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("t", [1, 2, 3])
 @pytest.mark.parametrize("core_loss", ["mse", "ziln"])
 def test_output_shapes(name: str, t: int, core_loss: str) -> None:
@@ -43,7 +43,7 @@ def test_output_shapes(name: str, t: int, core_loss: str) -> None:
     assert ((preds["b0"] > 0) & (preds["b0"] < 1)).all()
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_BUILDERS))
+@pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_model_scales_a_dense_fields_embedding(name: str) -> None:
     model = build_model(name, CARDS, 4, chain(2))
     x, _ = batch()
@@ -182,7 +182,7 @@ def test_training_loss_falls_for_every_model() -> None:
         "b1": signal * (x[:, 1] % 2).float(),
         "core": 5 * signal * (x[:, 1] % 2).float(),
     }
-    for name in MODEL_BUILDERS:
+    for name in MODELS:
         torch.manual_seed(0)
         model = build_model(name, CARDS, 4, tasks)
         opt = torch.optim.Adam(model.parameters(), lr=0.01)

@@ -172,3 +172,34 @@ def test_rows_follow_the_chain_then_the_paper_metric_order(tmp_path: Path) -> No
         [" a_watch ", " NRMSE↓ "],
         [" a_watch ", " Gini↑ "],
     ]
+
+
+def test_a_metric_added_to_the_registry_reaches_evaluation_tests_and_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adding a metric is one entry in `htl.metrics.METRICS`: nothing else to keep in step."""
+    import numpy as np
+
+    from htl import metrics
+    from htl.tasks import TaskSpec
+
+    brier = metrics.Metric(
+        "brier", "Brier", False, "binary", lambda y, p: float(np.mean((p - y) ** 2))
+    )
+    monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS[:2], brier, *metrics.METRICS[2:]))
+    tasks = TaskSpec(("c",), "w")
+    y = {"c": np.array([0.0, 1.0, 1.0, 0.0]), "w": np.array([0.0, 2.0, 3.0, 0.0])}
+    p = {"c": np.array([0.1, 0.9, 0.6, 0.2]), "w": np.array([0.5, 2.0, 2.5, 0.0])}
+    scored = metrics.evaluate_predictions(y, p, tasks)
+    assert scored["c/brier"] == pytest.approx((0.01 + 0.01 + 0.16 + 0.04) / 4)
+    runs = []
+    for model, shift in (("htlnet", 0.0), ("dnn", 0.3)):
+        for seed in range(3):
+            moved = {"c": np.clip(p["c"] + shift + 0.01 * seed, 0, 1), "w": p["w"] + 0.1 * seed}
+            runs.append({"model": model, "seed": seed, "tasks": {"chain": ["c"], "core": "w"},
+                         "metrics": metrics.evaluate_predictions(y, moved, tasks)})  # fmt: skip
+    result = build_report(runs, "htlnet", "student", 0.05, "T", tmp_path, order=("dnn",))
+    assert "c/brier" in {c["metric"] for c in result["comparisons"]}
+    md = (tmp_path / "report.md").read_text()
+    rows = [line.split("|")[2].strip() for line in md.splitlines() if line.startswith("| c |")]
+    assert rows == ["AUC↑", "Logloss↓", "Brier↓"]  # the registry's order and direction

@@ -21,11 +21,11 @@ from conftest import free_port
 
 from htl.config import DataConfig, EventsConfig, KuaiRandConfig, ShoppersConfig
 from htl.data.kuairand import LOGS, USER_FEATURES, USERS_FILE, VIDEO_FEATURES, VIDEOS_FILE
-from htl.data.labels import DataError
 from htl.data.prepare import prepare_splits
 from htl.data.sources import EVENTS_FILE, ingest
 from htl.data.synthetic import PROFILES
 from htl.data.table1 import TABLE1
+from htl.errors import DataError
 
 # --- events ---------------------------------------------------------------------------------
 
@@ -341,7 +341,7 @@ def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError((root / "emulator.log").read_text()) from None
                 time.sleep(0.2)
-        from htl.data.io import gcs_client
+        from htl.storage import gcs_client
 
         client = gcs_client()
         yield client.create_bucket("htl-test")

@@ -13,12 +13,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from htl.config import ConfigError, load_config
-from htl.data.labels import DataError
-
-log = logging.getLogger("htl")
-
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
+from htl.checks import load_checked
+from htl.errors import USER_ERRORS, ConfigError
 
 
 def add_step_commands(sub: argparse._SubParsersAction) -> None:
@@ -70,25 +66,25 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
 def _ingest(a: argparse.Namespace) -> object:
     from htl.steps import run_ingest
 
-    return {"parent_run_id": run_ingest(load_config(a.config), a.output)}
+    return {"parent_run_id": run_ingest(load_checked(a.config), a.output)}
 
 
 def _labels_split(a: argparse.Namespace) -> object:
     from htl.steps import run_labels_split
 
-    return run_labels_split(load_config(a.config), a.events, a.output, a.parent)
+    return run_labels_split(load_checked(a.config), a.events, a.output, a.parent)
 
 
 def _hpo(a: argparse.Namespace) -> object:
     from htl.steps import run_hpo
 
-    return run_hpo(load_config(a.config), a.splits, a.output, a.parent)
+    return run_hpo(load_checked(a.config), a.splits, a.output, a.parent)
 
 
 def _train(a: argparse.Namespace) -> object:
     from htl.steps import run_train
 
-    config = load_config(a.config)
+    config = load_checked(a.config)
     if a.model not in config.models:
         raise ConfigError(
             f"{a.config}: --model {a.model!r} is not in 'models' {list(config.models)}"
@@ -99,19 +95,19 @@ def _train(a: argparse.Namespace) -> object:
 def _evaluate(a: argparse.Namespace) -> object:
     from htl.steps import run_evaluate
 
-    return run_evaluate(load_config(a.config), a.model_dir, a.splits, a.output, a.parent)
+    return run_evaluate(load_checked(a.config), a.model_dir, a.splits, a.output, a.parent)
 
 
 def _significance(a: argparse.Namespace) -> object:
     from htl.steps import run_significance
 
-    return str(run_significance(load_config(a.config), a.metrics, a.output, a.parent))
+    return str(run_significance(load_checked(a.config), a.metrics, a.output, a.parent))
 
 
 def _register(a: argparse.Namespace) -> object:
     from htl.steps import run_register
 
-    return {"version": run_register(load_config(a.config), a.models, a.events, a.report, a.parent)}
+    return {"version": run_register(load_checked(a.config), a.models, a.events, a.report, a.parent)}
 
 
 def run_handler(args: argparse.Namespace) -> int:

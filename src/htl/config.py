@@ -1,15 +1,15 @@
 """Typed experiment config: frozen dataclasses loaded from YAML and validated before any work.
 
-Every mistake (unknown or misspelled key, wrong type, unknown model, missing file) raises one
-`ConfigError` naming the file, the key and what was expected, so a pipeline never starts on a
-config it would fail on halfway.
+This module is the schema only: it imports no torch, model or optuna, so every pipeline task
+can read its config cheaply. Every mistake (unknown or misspelled key, wrong type, bad value)
+raises one `ConfigError` naming the file, the key and what was expected. What needs the model
+registry (model names, model options, HPO keys) is checked by `htl.checks.check`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import re
 import types
 import typing
@@ -20,9 +20,7 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A config that cannot be run, with a message that says where and why."""
+from htl.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Defaults for every model's training; HPO's best params override the tuned ones."""
+    """The training settings of every model; HPO's best values override the tuned ones."""
 
     epochs: int = 5
     batch_size: int = 1024
@@ -88,6 +86,38 @@ class TrainConfig:
     core_loss: str = "mse"
     device: str = "auto"
     checkpoint_dir: str | None = None  # default: <workdir>/checkpoints; one file per run
+
+
+#: HPO's grid for the training settings of every model (Table 6).
+TRAIN_SEARCH_SPACE: dict[str, list[Any]] = {
+    "embed_dim": [5, 10, 15, 20],
+    "batch_size": [256, 512, 1024, 2048, 4096],
+    "lr": [1e-4, 5e-4, 1e-3, 5e-3, 1e-2],
+    "l2": [0.0, 1e-6, 1e-5, 1e-4],
+}
+
+
+@dataclass(frozen=True)
+class TrainSpec(TrainConfig):
+    """Everything one training run needs besides data and seed: the training settings, the
+    registered model it builds and the entry's options (model and gradient keys, as written
+    under `model_options`). Training, HPO, checkpoints and model.json share this one record."""
+
+    architecture: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def with_tuned(self, tuned: dict[str, Any]) -> TrainSpec:
+        """Tuned values on top: training keys onto the settings, the rest onto the options."""
+        settings = {k: v for k, v in tuned.items() if k in TRAIN_SEARCH_SPACE}
+        options = {k: v for k, v in tuned.items() if k not in TRAIN_SEARCH_SPACE}
+        return dataclasses.replace(self, **settings, options={**self.options, **options})
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: Any) -> TrainSpec:
+        return parse(cls, raw, source="train spec")
 
 
 @dataclass(frozen=True)
@@ -168,6 +198,14 @@ class ExperimentConfig:
         """The entry's model options, without the variant's `model` key."""
         return {k: v for k, v in self.model_options.get(entry, {}).items() if k != "model"}
 
+    def training_spec(self, entry: str) -> TrainSpec:
+        """The entry's training spec before tuning."""
+        return TrainSpec(
+            **vars(self.train),
+            architecture=self.architecture(entry),
+            options=self.options_for(entry),
+        )
+
 
 ENTRY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
@@ -229,7 +267,7 @@ def apply_overrides(raw: Any, overrides: Sequence[str], source: str) -> Any:
 
 def config_from_dict(raw: Any, source: str = "<config>") -> ExperimentConfig:
     """Build and validate a config from plain data (YAML, or the pipeline's JSON parameter)."""
-    config = _build(ExperimentConfig, raw, "", source)
+    config = parse(ExperimentConfig, raw, source=source)
     _validate(config, source)
     return dataclasses.replace(config, workdir=str(Path(config.workdir).resolve()))
 
@@ -250,51 +288,60 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _build(cls: type, raw: Any, where: str, source: str) -> Any:
+def parse(cls: type, raw: Any, where: str = "", source: str = "") -> Any:
+    """A frozen dataclass from plain data: unknown keys get a did-you-mean, every value is
+    checked against its type hint (ints become floats where a float is wanted; integral floats
+    become ints, as a KFP parameter carries every number as a float). Errors name `where`."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: '{where or 'config'}' must be a mapping, got {raw!r}")
+        raise ConfigError(_at(source, f"'{where or 'config'}' must be a mapping, got {raw!r}"))
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{_join(where, close[0])}'?)" if close else ""
+            hint = did_you_mean(str(key), names, prefix=f"{where}." if where else "")
             raise ConfigError(
-                f"{source}: unknown key '{_join(where, key)}'{hint}; expected one of {names}"
+                _at(source, f"unknown key '{_join(where, key)}'{hint}; expected one of {names}")
             )
-    values = {k: _coerce(hints[k], v, _join(where, k), source) for k, v in raw.items()}
+    values = {k: coerce(hints[k], v, _join(where, k), source) for k, v in raw.items()}
     return cls(**values)
+
+
+def _at(source: str, message: str) -> str:
+    return f"{source}: {message}" if source else message
 
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else str(key)
 
 
-def _coerce(hint: Any, value: Any, where: str, source: str) -> Any:
+def coerce(hint: Any, value: Any, where: str, source: str = "") -> Any:
+    """`value` as the type `hint` names, or a ConfigError naming `where`."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where, source)
+        return parse(hint, value, where, source)
     if origin in (types.UnionType, typing.Union):
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, where, source)
+        return coerce(inner, value, where, source)
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{source}: '{where}' must be a list, got {value!r}")
+            raise ConfigError(_at(source, f"'{where}' must be a list, got {value!r}"))
         if args[-1] is Ellipsis:
-            return tuple(_coerce(args[0], v, f"{where}[{i}]", source) for i, v in enumerate(value))
+            return tuple(coerce(args[0], v, f"{where}[{i}]", source) for i, v in enumerate(value))
         if len(value) != len(args):
-            raise ConfigError(f"{source}: '{where}' must have {len(args)} items, got {value!r}")
+            raise ConfigError(_at(source, f"'{where}' must have {len(args)} items, got {value!r}"))
         return tuple(
-            _coerce(a, v, f"{where}[{i}]", source)
+            coerce(a, v, f"{where}[{i}]", source)
             for i, (a, v) in enumerate(zip(args, value, strict=False))
         )
     if origin is dict:
+        if value is None:  # an empty `section:` in YAML
+            return {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{source}: '{where}' must be a mapping, got {value!r}")
-        return {str(k): dict(v or {}) for k, v in value.items()}
+            raise ConfigError(_at(source, f"'{where}' must be a mapping, got {value!r}"))
+        return {str(k): coerce(args[1], v, _join(where, k), source) for k, v in value.items()}
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
@@ -304,40 +351,25 @@ def _coerce(hint: Any, value: Any, where: str, source: str) -> Any:
     if hint is Any:
         return value
     raise ConfigError(
-        f"{source}: '{where}' must be {getattr(hint, '__name__', hint)}, got {value!r}"
+        _at(source, f"'{where}' must be {getattr(hint, '__name__', hint)}, got {value!r}")
     )
 
 
 def _validate(config: ExperimentConfig, source: str) -> None:
-    from htl.models.registry import MODEL_BUILDERS, validate_model_options
-
+    """Everything the schema alone can tell; `htl.checks.check` adds the model registry's."""
     for key, allowed in CHOICES.items():
         value: Any = config
         for part in key.split("."):
             value = getattr(value, part)
         if value not in allowed:
             raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {list(allowed)}")
-    known = sorted(MODEL_BUILDERS)
     if not config.models:
-        raise ConfigError(f"{source}: 'models' is empty; expected at least one of {known}")
+        raise ConfigError(f"{source}: 'models' is empty; expected at least one model name")
     for i, entry in enumerate(config.models):
         if not ENTRY_NAME.fullmatch(entry):
             raise ConfigError(
                 f"{source}: 'models[{i}]' is {entry!r}; names are lower-case letters, digits, "
                 "'_' and '-' (they name directories and MLflow runs)"
-            )
-        architecture = config.architecture(entry)
-        if architecture not in MODEL_BUILDERS:
-            close = difflib.get_close_matches(architecture, known, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            where = (
-                f"'model_options.{entry}.model: {architecture}'"
-                if architecture != entry
-                else f"'models[{i}]: {entry}'"
-            )
-            raise ConfigError(
-                f"{source}: unknown model {where}{hint}; known: {known} "
-                f"(a variant names its model under 'model_options.<name>.model')"
             )
     if len(set(config.models)) != len(config.models):
         raise ConfigError(f"{source}: 'models' lists a model twice: {list(config.models)}")
@@ -347,10 +379,6 @@ def _validate(config: ExperimentConfig, source: str) -> None:
                 f"{source}: 'model_options.{entry}' names a model not in 'models' "
                 f"{list(config.models)}"
             )
-        try:
-            validate_model_options(config.architecture(entry), config.options_for(entry))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{source}: 'model_options.{entry}': {exc}") from exc
     if not config.seeds or len(set(config.seeds)) != len(config.seeds):
         raise ConfigError(
             f"{source}: 'seeds' must be non-empty and distinct, got {list(config.seeds)}"
@@ -380,16 +408,6 @@ def _validate(config: ExperimentConfig, source: str) -> None:
         _positive(source, f"train.{name}", getattr(config.train, name))
     _positive(source, "train.lr", config.train.lr)
     _positive(source, "hpo.epochs", config.hpo.epochs)
-    unknown = []
-    if config.hpo.fixed:  # optuna is imported only when there is something to check
-        from htl.hpo import tunable_keys
-
-        unknown = [k for k in config.hpo.fixed if k not in tunable_keys()]
-    if unknown:
-        raise ConfigError(
-            f"{source}: 'hpo.fixed' names {unknown}, which are not tuned; "
-            f"tunable: {sorted(tunable_keys())}"
-        )
     if config.hpo.trials < 0:
         raise ConfigError(f"{source}: 'hpo.trials' must be >= 0, got {config.hpo.trials}")
     if config.train.l2 < 0:

@@ -17,7 +17,7 @@ Two exact ways to get the per-task gradients:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,7 +27,8 @@ EPS = 1e-12
 
 @dataclass(frozen=True)
 class GradientOptions:
-    """The gradient strategy of a model with shared parameters (a base of its options)."""
+    """Which gradient strategy a model entry trains with, and its settings. Written beside the
+    model's own options under `model_options.<entry>`; the model itself never sees them."""
 
     gradient: str = "none"  # none | htl | pcgrad | metabalance
     alpha: float = 0.5  # htl: relax factor of the projection (Eq. 16)
@@ -69,16 +70,33 @@ class SharedCut:
     scale: torch.Tensor | None = None  # [B, m] per-field multipliers of the lookup (dense fields)
 
 
-class GradientStrategy(Protocol):
+class GradientStrategy:
+    """Turns per-task losses into `.grad`. The engine asks `uses_cut` whether to run the
+    model's single-backward forward (`forward_train`, a `SharedCut`) or its plain graph, and
+    saves `state_dict()` in every checkpoint."""
+
+    uses_cut: bool = False
+
     def backward(
         self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter], cut: SharedCut | None
-    ) -> torch.Tensor | None:
+    ) -> torch.Tensor | None:  # pragma: no cover - abstract
         """Set `.grad` on every parameter the losses reach (core loss last). Returns the
         per-task shared-gradient norms [T+1, 2] (before, after) when it knows them."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue exactly (empty for stateless strategies)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what `state_dict` saved."""
 
 
-class SummedGradient:
-    """Plain multi-task training: backward of the summed losses."""
+class SummedGradient(GradientStrategy):
+    """Plain multi-task training: backward of the summed losses (with a cut, it also measures
+    each task's shared-gradient norm for Fig. 5 at no extra backward)."""
+
+    uses_cut = True
 
     def backward(
         self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter], cut: SharedCut | None
@@ -93,7 +111,7 @@ class SummedGradient:
 
 
 @dataclass(frozen=True)
-class HtlGradient:
+class HtlGradient(GradientStrategy):
     """Algorithm 1; the fast path when the model offers a cut and `impl` allows it."""
 
     alpha: float
@@ -101,6 +119,10 @@ class HtlGradient:
     clip: float
     space: str = "table"
     impl: str = "fast"
+
+    @property
+    def uses_cut(self) -> bool:  # type: ignore[override]
+        return self.impl == "fast"
 
     def backward(
         self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter], cut: SharedCut | None
@@ -219,7 +241,7 @@ def _flat(grads: tuple[torch.Tensor | None, ...], params: list[nn.Parameter]) ->
 
 
 @dataclass(frozen=True)
-class PCGrad:
+class PCGrad(GradientStrategy):
     """PCGrad (Yu et al., NeurIPS'20) on θ_s: each task's gradient is projected off every other
     task's **original** gradient it conflicts with, in a fixed order (official TF) or a random
     one (the paper); the projected gradients are **summed** (model-spec §3.2)."""
@@ -254,7 +276,7 @@ def pcgrad(grads: torch.Tensor, shuffle: bool = False) -> tuple[torch.Tensor, to
     return out.sum(0), torch.stack([grads.norm(dim=1), out.norm(dim=1)], 1)
 
 
-class MetaBalance:
+class MetaBalance(GradientStrategy):
     """MetaBalance (He et al., WWW'22) with the core task as the target (model-spec §3.3).
 
     Per shared **tensor**: m_i ← β·m_i + (1−β)·‖∇L_i‖ (no bias correction), then
@@ -302,10 +324,19 @@ class MetaBalance:
 
 STRATEGIES = ("none", "htl", "pcgrad", "metabalance")
 
+#: What HPO searches per strategy (Table 6's grids for Algorithm 1's α, γ, C).
+SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
+    "htl": {
+        "alpha": [1e-6, 1e-4, 1e-2, 0.1, 0.5, 1.0],
+        "gamma": [1e-5, 1e-3, 1e-2, 0.1, 0.5, 1.0],
+        "clip": [1.0, 5.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0],
+    },
+}
 
-def strategy_for(options: object) -> GradientStrategy:
-    """The strategy a model's options ask for; models without gradient options use `none`."""
-    name = getattr(options, "gradient", "none")
+
+def strategy_for(options: GradientOptions) -> GradientStrategy:
+    """The strategy the options name, with its settings."""
+    name = options.gradient
     if name == "htl":
         return HtlGradient(
             options.alpha,

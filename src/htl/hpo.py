@@ -1,8 +1,10 @@
 """Optuna search per model on RDB storage, scored on the validation core NRMSE.
 
 Search spaces follow the paper's Table 6 grids (App. B.1), narrowed where a grid point cannot
-train at all on small data. The study name carries a hash of everything that changes the
-objective, so re-running the same experiment resumes its study and a changed one starts fresh.
+train at all on small data; each lives next to what it tunes (`TRAIN_SEARCH_SPACE` in the
+config schema, `search_space` on each model class, `SEARCH_SPACES` per gradient strategy).
+The study name carries a hash of everything that changes the objective, so re-running the
+same experiment resumes its study and a changed one starts fresh.
 """
 
 from __future__ import annotations
@@ -10,84 +12,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from htl.config import ExperimentConfig, config_to_dict
-from htl.data.features import FeatureEncoder
-from htl.data.prepare import FEATURES_FILE
-from htl.models.registry import build_model, make_options
-from htl.storage import atomic_directory, write_json
-from htl.tasks import TaskSpec
-from htl.train import TrainParams, fit, load_split, resolve_device
+from htl.artifacts import BestParams
+from htl.config import TRAIN_SEARCH_SPACE, ExperimentConfig, TrainSpec, config_to_dict
+from htl.models.registry import resolve
+from htl.storage import atomic_directory
+from htl.train import fit, load_training_data
 
 log = logging.getLogger(__name__)
 
-LR_GRID = [1e-4, 5e-4, 1e-3, 5e-3, 1e-2]
-COMMON_SPACE = {
-    "embed_dim": [5, 10, 15, 20],
-    "batch_size": [256, 512, 1024, 2048, 4096],
-    "lr": LR_GRID,
-    "l2": [0.0, 1e-6, 1e-5, 1e-4],
-}
-#: Model options tuned per model (keys of the model's options dataclass).
-MODEL_SPACES: dict[str, dict[str, list[Any]]] = {
-    "htlnet": {
-        "label_dim": [5, 10, 15, 20],
-        "tau_decay_steps": [1000.0, 5000.0, 10000.0, 15000.0, 20000.0],
-        "alpha": [1e-6, 1e-4, 1e-2, 0.1, 0.5, 1.0],
-        "gamma": [1e-5, 1e-3, 1e-2, 0.1, 0.5, 1.0],
-        "clip": [1.0, 5.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0],
-    },
-    "mmoe": {"experts": [4, 8]},
-}
-TRAIN_KEYS = {"embed_dim", "batch_size", "lr", "l2"}
-ALGORITHM1_KEYS = {"alpha", "gamma", "clip"}
-
-
-def base_params(config: ExperimentConfig, model: str) -> TrainParams:
-    """The config's training settings for one model, before tuning."""
-    t = config.train
-    return TrainParams(
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        l2=t.l2,
-        embed_dim=t.embed_dim,
-        patience=t.patience,
-        core_loss=t.core_loss,
-        device=t.device,
-        options=config.options_for(model),
-        architecture=config.architecture(model),
-    )
-
 
 def search_space(config: ExperimentConfig, model: str) -> dict[str, list[Any]]:
-    """Table 6's grids for the entry's architecture, less every option the entry sets (an
-    ablation's `alpha: 0` stays 0), every key in `hpo.fixed`, and Algorithm 1's α, γ, C where
-    the entry trains with another gradient strategy (they would change nothing)."""
+    """Table 6's grids for the entry: the training keys, its model's and its gradient
+    strategy's (Algorithm 1's α, γ, C only where it trains with Algorithm 1), less every
+    option the entry sets (an ablation's `alpha: 0` stays 0) and every key in `hpo.fixed`."""
     options = config.options_for(model)
     fixed = {*options, *config.hpo.fixed}
-    architecture = config.architecture(model)
-    if make_options(architecture, options).gradient != "htl":
-        fixed |= ALGORITHM1_KEYS
-    space = {**COMMON_SPACE, **MODEL_SPACES.get(architecture, {})}
+    recipe = resolve(config.architecture(model), options)
+    space = {**TRAIN_SEARCH_SPACE, **recipe.search_space()}
     return {k: v for k, v in space.items() if k not in fixed}
-
-
-def tunable_keys() -> set[str]:
-    """Every key some search space tunes (what `hpo.fixed` may name)."""
-    return {*COMMON_SPACE, *(k for space in MODEL_SPACES.values() for k in space)}
-
-
-def apply_params(params: TrainParams, tuned: dict[str, Any]) -> TrainParams:
-    """Overlay tuned values: training keys onto the params, the rest onto the model options."""
-    train = {k: v for k, v in tuned.items() if k in TRAIN_KEYS}
-    options = {**params.options, **{k: v for k, v in tuned.items() if k not in TRAIN_KEYS}}
-    return replace(params, **train, options=options)
 
 
 def study_name(config: ExperimentConfig, model: str) -> str:
@@ -102,29 +50,24 @@ def study_name(config: ExperimentConfig, model: str) -> str:
 
 def search(
     config: ExperimentConfig, splits_dir: str | Path, out_dir: str | Path
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, BestParams]:
     """Run `hpo.trials` trials per model; write `<model>.json` with the best params."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
-    tasks = TaskSpec(encoder.chain, encoder.core, config.train.core_loss, encoder.core_transform)
-    device = resolve_device(config.train.device)
-    train, valid = (load_split(splits_dir, s, encoder, device) for s in ("train", "valid"))
-    core_key = f"{tasks.core}/nrmse"
-    results: dict[str, dict[str, Any]] = {}
+    data = load_training_data(splits_dir, config.train.core_loss, config.train.device)
+    metric = data.tasks.selection_metric
+    results: dict[str, BestParams] = {}
     for model in config.models:
-        base = base_params(config, model)
+        base = config.training_spec(model)
         space = search_space(config, model)
 
-        def objective(
-            trial: optuna.Trial, model: str = model, base: TrainParams = base, space=space
-        ) -> float:
+        def objective(trial: optuna.Trial, base: TrainSpec = base, space: dict = space) -> float:
             tuned = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
-            params = replace(apply_params(base, tuned), epochs=config.hpo.epochs)
-            net = build_model(
-                params.architecture, encoder.cardinalities, params.embed_dim, tasks, params.options
-            ).to(device)
-            result = fit(net, train, valid, params, seed=config.hpo.seed, progress=False)
-            return result.best_valid[core_key]
+            params = replace(base.with_tuned(tuned), epochs=config.hpo.epochs)
+            recipe = resolve(params.architecture, params.options)
+            cardinalities = data.encoder.cardinalities
+            net = recipe.build(cardinalities, params.embed_dim, data.tasks).to(data.device)
+            result = fit(net, data.train, data.valid, params, seed=config.hpo.seed, progress=False)
+            return result.best_valid[metric]
 
         best: dict[str, Any] = {}
         value = None
@@ -138,15 +81,9 @@ def search(
             )
             study.optimize(objective, n_trials=config.hpo.trials, catch=(FloatingPointError,))
             best, value = study.best_params, study.best_value
-            log.info("hpo %s: best valid %s = %.4f with %s", model, core_key, value, best)
-        params = asdict(apply_params(base, best))
-        results[model] = {
-            "model": model,
-            "tuned": best,
-            "best_valid_nrmse": value,
-            "params": params,
-        }
+            log.info("hpo %s: best valid %s = %.4f with %s", model, metric, value, best)
+        results[model] = BestParams(model, best, value, base.with_tuned(best))
     with atomic_directory(out_dir) as tmp:
-        for model, result in results.items():
-            write_json(tmp / f"{model}.json", result)
+        for result in results.values():
+            result.save(tmp)
     return results

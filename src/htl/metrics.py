@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,16 +20,6 @@ from htl.tasks import TaskSpec
 log = logging.getLogger(__name__)
 
 PROB_CLIP = 1e-7
-
-#: True where a larger value is better.
-HIGHER_IS_BETTER = {
-    "auc": True,
-    "logloss": False,
-    "nrmse": False,
-    "nmae": False,
-    "spearman": True,
-    "gini": True,
-}
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -99,22 +91,59 @@ def gini(y: np.ndarray, pred: np.ndarray) -> float:
     return float(model / perfect)
 
 
+def rmse(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((y - pred) ** 2)))
+
+
+def mae(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(y - pred)))
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: how it is computed, shown and ranked. The registry below is the only list;
+    evaluation, the t-tests and the report (rows, labels, order, arrows) derive from it."""
+
+    name: str
+    label: str
+    higher_is_better: bool | None  # None: reported, never ranked or tested
+    task: str  # "binary": every chain task; "core": the continuous target
+    compute: Callable[[np.ndarray, np.ndarray], float]
+
+
+#: Every metric, in the report's row order within a task (the paper's Table 2 order).
+METRICS: tuple[Metric, ...] = (
+    Metric("auc", "AUC", True, "binary", auc),
+    Metric("logloss", "Logloss", False, "binary", logloss),
+    Metric("nrmse", "NRMSE", False, "core", nrmse),
+    Metric("nmae", "NMAE", False, "core", nmae),
+    Metric("spearman", "Spearman", True, "core", spearman),
+    Metric("gini", "Gini", True, "core", gini),
+    Metric("rmse", "RMSE", None, "core", rmse),
+    Metric("mae", "MAE", None, "core", mae),
+)
+
+
 def evaluate_predictions(
     targets: dict[str, np.ndarray], preds: dict[str, np.ndarray], tasks: TaskSpec
 ) -> dict[str, float]:
-    """`<task>/<metric>` for every task: AUC and Logloss per binary task, regression on the core."""
+    """`<task>/<metric>` for every task and every metric of its kind; the core in float64."""
     out: dict[str, float] = {}
     for name in tasks.chain:
-        out[f"{name}/auc"] = auc(targets[name], preds[name])
-        out[f"{name}/logloss"] = logloss(targets[name], preds[name])
+        for m in METRICS:
+            if m.task == "binary":
+                out[f"{name}/{m.name}"] = m.compute(targets[name], preds[name])
     y, p = targets[tasks.core].astype(np.float64), preds[tasks.core].astype(np.float64)
-    out[f"{tasks.core}/nrmse"] = nrmse(y, p)
-    out[f"{tasks.core}/nmae"] = nmae(y, p)
-    out[f"{tasks.core}/spearman"] = spearman(y, p)
-    out[f"{tasks.core}/gini"] = gini(y, p)
-    out[f"{tasks.core}/rmse"] = float(np.sqrt(np.mean((y - p) ** 2)))
-    out[f"{tasks.core}/mae"] = float(np.mean(np.abs(y - p)))
+    for m in METRICS:
+        if m.task == "core":
+            out[f"{tasks.core}/{m.name}"] = m.compute(y, p)
     return out
+
+
+def metric_of(metric_key: str) -> Metric | None:
+    """The registry entry of `<task>/<metric>`, or None for a key it does not know."""
+    name = metric_key.rsplit("/", 1)[-1]
+    return next((m for m in METRICS if m.name == name), None)
 
 
 #: The constant predictors every report shows beside the models.
@@ -153,4 +182,5 @@ class _quiet:
 
 def higher_is_better(metric_key: str) -> bool | None:
     """Direction of `<task>/<metric>`; None for metrics reported without a direction."""
-    return HIGHER_IS_BETTER.get(metric_key.rsplit("/", 1)[-1])
+    metric = metric_of(metric_key)
+    return None if metric is None else metric.higher_is_better

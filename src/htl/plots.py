@@ -16,10 +16,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-GRAD_NORMS_PNG = "grad_norms.png"
-EPOCH_TIME_PNG = "epoch_time.png"
-METRICS_PNG = "metrics.png"
-
 
 def epoch_curves(records: list[dict[str, Any]], prefix: str) -> dict[str, dict[str, np.ndarray]]:
     """{model: {key: per-epoch mean over seeds}} for history keys starting with `prefix`.

@@ -12,9 +12,8 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 import htl
+from htl.artifacts import FEATURES_FILE, ModelSpec, load_model
 from htl.config import ExperimentConfig
-from htl.storage import read_json
-from htl.train import MODEL_SPEC_FILE
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +22,11 @@ class HtlPyfunc(mlflow.pyfunc.PythonModel):
     """Raw feature columns in, one prediction column per task out (probabilities, core value)."""
 
     def load_context(self, context: Any) -> None:
-        from htl.train import load_model
+        from htl.data.features import FeatureEncoder
 
-        self.model, self.encoder = load_model(context.artifacts["model_dir"])
+        model_dir = Path(context.artifacts["model_dir"])
+        self.model = load_model(model_dir)
+        self.encoder = FeatureEncoder.load(model_dir / FEATURES_FILE)
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -42,13 +43,13 @@ class HtlPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def pick_model_dir(model_dirs: list[str | Path], model: str) -> Path:
-    """The seed of `model` with the best validation core NRMSE."""
+    """The seed of `model` with the best value of the selection metric on validation."""
     candidates = []
     for d in model_dirs:
-        spec = read_json(Path(d) / MODEL_SPEC_FILE)
-        if spec["model"] == model:
-            core = spec["tasks"]["core"]
-            candidates.append((spec["best_valid"][f"{core}/nrmse"], spec["seed"], Path(d)))
+        spec = ModelSpec.load(d)
+        if spec.model == model:
+            value = spec.best_valid[spec.tasks.selection_metric]
+            candidates.append((value, spec.seed, Path(d)))
     if not candidates:
         raise ValueError(f"no trained '{model}' among {len(model_dirs)} model directories")
     return min(candidates)[2]
@@ -58,7 +59,7 @@ def register_model(
     config: ExperimentConfig, model_dir: str | Path, example: pd.DataFrame, tags: dict[str, str]
 ) -> int:
     """Log the model as a pyfunc in the active run, register it and set the configured alias."""
-    spec = read_json(Path(model_dir) / MODEL_SPEC_FILE)
+    spec = ModelSpec.load(model_dir)
     local = HtlPyfunc()
     local.load_context(type("Context", (), {"artifacts": {"model_dir": str(model_dir)}})())
     signature = infer_signature(example, local.predict(None, example))
@@ -75,7 +76,7 @@ def register_model(
     version = int(info.registered_model_version)
     client = MlflowClient()
     client.set_registered_model_alias(config.register.name, config.register.alias, version)
-    for key, value in {"model": spec["model"], "seed": str(spec["seed"]), **tags}.items():
+    for key, value in {"model": spec.model, "seed": str(spec.seed), **tags}.items():
         client.set_model_version_tag(config.register.name, str(version), key, value)
     log.info(
         "registered %s version %d as @%s", config.register.name, version, config.register.alias
@@ -90,8 +91,3 @@ def _requirements() -> list[str]:
         f"{name}=={version(name).split('+')[0]}"
         for name in ("torch", "numpy", "pandas", "pyarrow", "mlflow")
     ]
-
-
-def alias_version(config: ExperimentConfig, alias: str) -> int:
-    """The version behind an alias, as an int (REST stores return it as a string)."""
-    return int(MlflowClient().get_model_version_by_alias(config.register.name, alias).version)

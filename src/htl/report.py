@@ -20,23 +20,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from htl import plots
-from htl.metrics import REFERENCES, higher_is_better
+from htl import metrics, plots
+from htl.artifacts import (
+    EPOCH_TIME_PNG,
+    GRAD_NORMS_PNG,
+    METRICS_PNG,
+    REPORT_HTML,
+    REPORT_MD,
+    RESULTS_CSV,
+    RESULTS_JSON,
+)
+from htl.metrics import REFERENCES, higher_is_better, metric_of
 from htl.stats import Comparison, collect, compare, summarize
 from htl.storage import atomic_directory, atomic_write_text, write_json
 
-REPORT_MD = "report.md"
-REPORT_HTML = "report.html"
-RESULTS_CSV = "results.csv"
-RESULTS_JSON = "results.json"
-METRIC_LABELS = {
-    "auc": "AUC",
-    "logloss": "Logloss",
-    "nrmse": "NRMSE",
-    "nmae": "NMAE",
-    "spearman": "Spearman",
-    "gini": "Gini",
-}
 REFERENCE_LABELS = {"zero": "predict 0", "train_mean": "predict train mean"}
 DIGITS = 4
 
@@ -61,7 +58,7 @@ class Row:
     @property
     def label(self) -> str:
         arrow = "↑" if self.higher_is_better else "↓"
-        return f"{METRIC_LABELS[self.metric.rsplit('/', 1)[1]]}{arrow}"
+        return f"{metric_of(self.metric).label}{arrow}"
 
 
 @dataclass(frozen=True)
@@ -111,15 +108,15 @@ def build_report(
         figures = [
             name
             for name, made in (
-                (plots.METRICS_PNG, plots.plot_metrics(
-                    summary, [r.metric for r in table.rows], models, tmp / plots.METRICS_PNG
+                (METRICS_PNG, plots.plot_metrics(
+                    summary, [r.metric for r in table.rows], models, tmp / METRICS_PNG
                 )),
-                (plots.GRAD_NORMS_PNG, plots.plot_grad_norms(
+                (GRAD_NORMS_PNG, plots.plot_grad_norms(
                     records, list(dict.fromkeys(r.task for r in table.rows)),
-                    tmp / plots.GRAD_NORMS_PNG,
+                    tmp / GRAD_NORMS_PNG,
                 )),
-                (plots.EPOCH_TIME_PNG, plots.plot_epoch_time(
-                    records, models, tmp / plots.EPOCH_TIME_PNG
+                (EPOCH_TIME_PNG, plots.plot_epoch_time(
+                    records, models, tmp / EPOCH_TIME_PNG
                 )),
             )
             if made
@@ -152,12 +149,12 @@ def build_table(
     """Rank each row's means in the metric's direction and place the significance stars.
 
     Rows follow the chain, then the core (`task_order`; first appearance without it), each
-    task's metrics in the paper's order: AUC, Logloss; NRMSE, NMAE, Spearman, Gini.
+    task's metrics in the registry's order (`htl.metrics.METRICS`, the paper's).
     """
     by_metric = {c.metric: c for c in comparisons}
     keys = [k for k in summary[models[0]] if higher_is_better(k) is not None]
     tasks = list(dict.fromkeys([*task_order, *(k.rsplit("/", 1)[0] for k in keys)]))
-    metric_order = list(METRIC_LABELS)
+    metric_order = [m.name for m in metrics.METRICS]
     keys.sort(
         key=lambda k: (tasks.index(k.rsplit("/", 1)[0]), metric_order.index(k.rsplit("/", 1)[1]))
     )

@@ -6,20 +6,16 @@ the DAG and alone on files.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from htl import tracking
+from htl import artifacts, tracking
 from htl.config import ExperimentConfig
-from htl.storage import read_json
 
 # Each step imports only what it runs: every pipeline task is a fresh process, and import time
 # is most of a small task's cost.
-
-log = logging.getLogger(__name__)
 
 
 def train_jobs(config: ExperimentConfig) -> list[dict[str, Any]]:
@@ -34,7 +30,7 @@ def run_ingest(config: ExperimentConfig, out_dir: str | Path, run_name: str | No
     parent = tracking.start_pipeline_run(config, run_name)
     with tracking.step_run(config, parent, "ingest"):
         summary = ingest(config.data, out_dir)
-        tracking.log_metrics(summary)
+        tracking.log_metrics(summary.metrics())
     return parent
 
 
@@ -47,7 +43,7 @@ def run_labels_split(
         card = prepare_splits(events_dir, out_dir, config.data)
         tracking.log_metrics({f"{s}/rows": float(v["rows"]) for s, v in card["splits"].items()})
         tracking.log_metrics({"chain_violations": float(card["chain_violations"])})
-        tracking.log_artifact(Path(out_dir) / "data_card.md")
+        tracking.log_artifact(Path(out_dir) / artifacts.DATA_CARD_MD)
     return card
 
 
@@ -60,10 +56,10 @@ def run_hpo(
     with tracking.step_run(config, parent, "hpo"):
         results = search(config, splits_dir, out_dir)
         for model, result in results.items():
-            if result["best_valid_nrmse"] is not None:
-                tracking.log_metrics({f"{model}/best_valid_nrmse": result["best_valid_nrmse"]})
+            if result.best_valid_nrmse is not None:
+                tracking.log_metrics({f"{model}/best_valid_nrmse": result.best_valid_nrmse})
             tracking.log_params(
-                {model: result["tuned"]} if result["tuned"] else {f"{model}.tuned": "none"}
+                {model: result.tuned} if result.tuned else {f"{model}.tuned": "none"}
             )
     return train_jobs(config)
 
@@ -78,14 +74,13 @@ def run_train(
     parent: str | None,
 ) -> dict[str, Any]:
     """Train one (model, seed) with the params HPO chose, logging every epoch."""
-    from htl.train import TrainParams, train_model
+    from htl.train import train_model
 
-    best = read_json(Path(params_dir) / f"{model}.json")
-    params = TrainParams(**best["params"])
+    params = artifacts.BestParams.load(params_dir, model).params
     with tracking.step_run(
         config, parent, f"train/{model}/seed{seed}", {"htl.model": model, "htl.seed": str(seed)}
     ):
-        tracking.log_params({"model": model, "seed": seed, **best["params"]})
+        tracking.log_params({"model": model, "seed": seed, **params.to_json()})
         result = train_model(
             splits_dir,
             model,
@@ -110,12 +105,12 @@ def run_evaluate(
 ) -> dict[str, Any]:
     from htl.evaluate import evaluate_model
 
-    spec = read_json(Path(model_dir) / "model.json")
-    tags = {"htl.model": spec["model"], "htl.seed": str(spec["seed"])}
-    with tracking.step_run(config, parent, f"evaluate/{spec['model']}/seed{spec['seed']}", tags):
+    spec = artifacts.ModelSpec.load(model_dir)
+    tags = {"htl.model": spec.model, "htl.seed": str(spec.seed)}
+    with tracking.step_run(config, parent, f"evaluate/{spec.model}/seed{spec.seed}", tags):
         record = evaluate_model(model_dir, splits_dir, out_dir)
-        tracking.log_metrics({f"test/{k}": v for k, v in record["metrics"].items()})
-    return record
+        tracking.log_metrics({f"test/{k}": v for k, v in record.metrics.items()})
+    return record.to_json()
 
 
 def run_significance(
@@ -125,10 +120,9 @@ def run_significance(
     parent: str | None,
 ) -> Path:
     """Aggregate seeds, t-test the reference model, write the report; its Markdown path."""
-    from htl.evaluate import METRICS_FILE
-    from htl.report import REPORT_MD, build_report
+    from htl.report import build_report
 
-    records = [read_json(Path(d) / METRICS_FILE) for d in metrics_dirs]
+    records = [artifacts.MetricsRecord.load(d).to_json() for d in metrics_dirs]
     with tracking.step_run(config, parent, "significance"):
         s = config.significance
         result = build_report(
@@ -143,7 +137,7 @@ def run_significance(
         for c in result["comparisons"]:
             tracking.log_metrics({f"p/{c['metric']}": c["p"]})
         tracking.log_artifact(out_dir, "report")
-    return Path(out_dir) / REPORT_MD
+    return Path(out_dir) / artifacts.REPORT_MD
 
 
 def run_register(
@@ -154,16 +148,14 @@ def run_register(
     parent: str | None,
 ) -> int:
     """Register the configured model's best seed with its alias; closes the pipeline run."""
-    from htl.data.prepare import FEATURES_FILE
-    from htl.data.sources import EVENTS_FILE
+    from htl.data.features import FeatureEncoder
     from htl.registry import pick_model_dir, register_model
-    from htl.report import REPORT_MD
 
     chosen = pick_model_dir(model_dirs, config.register.model)
-    fields = read_json(chosen / FEATURES_FILE)["fields"]
-    example = pd.read_parquet(Path(events_dir) / EVENTS_FILE, columns=fields).head(5)
+    fields = FeatureEncoder.load(chosen / artifacts.FEATURES_FILE).fields
+    example = pd.read_parquet(Path(events_dir) / artifacts.EVENTS_FILE, columns=fields).head(5)
     with tracking.step_run(config, parent, "register"):
-        tracking.log_artifact(Path(report_dir) / REPORT_MD)
+        tracking.log_artifact(Path(report_dir) / artifacts.REPORT_MD)
         tags = {"pipeline_run": parent or ""}
         version = register_model(config, chosen, example, tags)
         tracking.log_metrics({"registered_version": float(version)})

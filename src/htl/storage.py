@@ -1,4 +1,9 @@
-"""Local artifact I/O with atomic writes: a step's output appears whole or not at all."""
+"""The storage layer: atomic local writes (a step's output appears whole or not at all) and
+gs:// objects through google-cloud-storage, the only module that imports it.
+
+With `STORAGE_EMULATOR_HOST` set (a local gcp-storage-emulator) the client talks to the
+emulator without credentials. Every gs:// failure is a `DataError` naming the URI.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from htl.errors import DataError
 
 
 @contextmanager
@@ -48,3 +55,80 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def is_gcs(uri: str) -> bool:
+    return uri.startswith("gs://")
+
+
+def join(base: str, name: str) -> str:
+    """`base/name` for a local path or a gs:// prefix."""
+    return f"{base.rstrip('/')}/{name}" if is_gcs(base) else str(Path(base) / name)
+
+
+def split_gcs(uri: str) -> tuple[str, str]:
+    """(bucket, key) of a gs:// URI."""
+    bucket, _, key = uri[len("gs://") :].partition("/")
+    if not bucket:
+        raise DataError(f"{uri}: expected gs://<bucket>/<path>")
+    return bucket, key
+
+
+def gcs_client() -> Any:
+    """A storage client: default credentials, or anonymous against STORAGE_EMULATOR_HOST."""
+    from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "local")
+        return storage.Client(project=project, credentials=AnonymousCredentials())
+    try:
+        return storage.Client()
+    except DefaultCredentialsError as exc:
+        raise DataError(
+            f"gs://: no Google Cloud credentials ({exc}); run `gcloud auth application-default "
+            "login` or set GOOGLE_APPLICATION_CREDENTIALS"
+        ) from exc
+
+
+def gcs_list(uri: str, prefix: str) -> list[str]:
+    """Names of the objects under `prefix` in the bucket of `uri`."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    bucket, _ = split_gcs(uri)
+    try:
+        return [b.name for b in gcs_client().list_blobs(bucket, prefix=prefix)]
+    except GoogleAPICallError as exc:  # no such bucket, no permission, ...
+        raise DataError(f"{uri}: cannot be listed: {exc}") from exc
+
+
+def open_binary(uri: str) -> IO[bytes]:
+    """A readable binary stream of a local file or a gs:// object (streamed, not downloaded)."""
+    if is_gcs(uri):
+        from google.api_core.exceptions import GoogleAPICallError, NotFound
+
+        bucket, key = split_gcs(uri)
+        try:
+            return gcs_client().bucket(bucket).blob(key).open("rb")
+        except NotFound as exc:
+            raise DataError(f"{uri}: no such object") from exc
+        except GoogleAPICallError as exc:
+            raise DataError(f"{uri}: cannot be read: {exc}") from exc
+    if not Path(uri).is_file():
+        raise DataError(f"{uri}: no such file")
+    return open(uri, "rb")  # noqa: SIM115 - the caller closes it
+
+
+def exists(uri: str) -> bool:
+    """Whether a local file or a gs:// object is there."""
+    if is_gcs(uri):
+        from google.api_core.exceptions import GoogleAPICallError
+
+        bucket, key = split_gcs(uri)
+        try:
+            return bool(key) and gcs_client().bucket(bucket).blob(key).exists()
+        except GoogleAPICallError as exc:
+            raise DataError(f"{uri}: cannot be checked: {exc}") from exc
+    return Path(uri).is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,25 @@ class TaskSpec:
     def core_outputs(self) -> int:
         """Width of the core head: 1 for MSE, 3 logits (p, mu, sigma) for ZILN."""
         return 3 if self.core_loss == "ziln" else 1
+
+    @property
+    def selection_metric(self) -> str:
+        """The validation metric that picks the best epoch, the best trial and the best seed."""
+        return f"{self.core}/nrmse"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chain": list(self.chain),
+            "core": self.core,
+            "core_loss": self.core_loss,
+            "core_transform": self.core_transform,
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TaskSpec:
+        return cls(
+            tuple(raw["chain"]),
+            raw["core"],
+            raw.get("core_loss", "mse"),
+            raw.get("core_transform", "none"),
+        )

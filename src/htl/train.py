@@ -26,37 +26,19 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from htl.artifacts import FEATURES_FILE, ModelSpec, save_model, split_path
+from htl.config import TrainSpec
 from htl.data.features import FeatureEncoder
-from htl.data.prepare import FEATURES_FILE, split_path
-from htl.gradients import GradientStrategy, strategy_for
+from htl.gradients import GradientStrategy
 from htl.losses import predictions, task_losses
 from htl.metrics import evaluate_predictions
-from htl.models.base import DEFAULT_TOWER, MultiTaskModel
-from htl.models.registry import build_model
-from htl.storage import atomic_directory, read_json, write_json
+from htl.models.base import MultiTaskModel
+from htl.models.registry import resolve
 from htl.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.pt"
-MODEL_SPEC_FILE = "model.json"
 EVAL_BATCH = 65_536
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    """Everything one training run needs besides data: the tuned and the fixed settings."""
-
-    epochs: int = 5
-    batch_size: int = 1024
-    lr: float = 1e-3
-    l2: float = 0.0
-    embed_dim: int = 8
-    patience: int = 2
-    core_loss: str = "mse"
-    device: str = "auto"
-    options: dict[str, Any] = field(default_factory=dict)
-    architecture: str | None = None  # the registered model a named variant builds; None: itself
 
 
 @dataclass(frozen=True)
@@ -88,8 +70,28 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """What a training run or an HPO study loads once: the encoder, the task spec, the device
+    and the train and valid splits on it."""
+
+    encoder: FeatureEncoder
+    tasks: TaskSpec
+    device: torch.device
+    train: SplitTensors
+    valid: SplitTensors
+
+
+def load_training_data(splits_dir: str | Path, core_loss: str, device: str) -> TrainingData:
+    encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
+    tasks = TaskSpec(encoder.chain, encoder.core, core_loss, encoder.core_transform)
+    target = resolve_device(device)
+    train, valid = (load_split(splits_dir, s, encoder, target) for s in ("train", "valid"))
+    return TrainingData(encoder, tasks, target, train, valid)
+
+
 def load_split(
-    splits_dir: str | Path, name: str, encoder: FeatureEncoder, device: torch.device
+    splits_dir: str | Path, name: str, encoder: FeatureEncoder, device: torch.device | str
 ) -> SplitTensors:
     frame = pd.read_parquet(split_path(splits_dir, name))
     x = torch.from_numpy(frame[encoder.fields].to_numpy(dtype=np.int32, copy=True)).to(device)
@@ -133,8 +135,10 @@ def train_step(
     y: dict[str, torch.Tensor],
     scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One optimiser step; returns the detached per-task losses and the gradient norms."""
-    outputs, cut = model.forward_train(x, scale)
+    """One optimiser step; returns the detached per-task losses and the gradient norms.
+
+    The strategy says whether it uses the model's single-backward cut or the plain graph."""
+    outputs, cut = model.forward_train(x, scale) if strategy.uses_cut else (model(x, scale), None)
     losses = task_losses(outputs, y, model.tasks)
     for task, extra in model.auxiliary_losses(outputs).items():
         losses[task] = losses[task] + extra
@@ -182,14 +186,15 @@ def fit(
     model: MultiTaskModel,
     train: SplitTensors,
     valid: SplitTensors,
-    params: TrainParams,
+    params: TrainSpec,
     seed: int,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = True,
     checkpoint: str | Path | None = None,
     checkpoint_key: str = "",
 ) -> FitResult:
-    """Adam with coupled L2, early stopping on validation core NRMSE, best epoch restored.
+    """Adam with coupled L2, early stopping on the task spec's selection metric (validation
+    core NRMSE), best epoch restored; the gradient strategy is the spec's entry's.
 
     With `checkpoint`, the whole training state is saved after every epoch and a run that
     finds a checkpoint with the same `checkpoint_key` continues from it; the file is removed
@@ -199,9 +204,9 @@ def fit(
     torch.manual_seed(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.l2)
-    strategy = strategy_for(model.options)
+    strategy = resolve(params.architecture, params.options).strategy()
     shared = model.shared_parameters()
-    core_key = f"{model.tasks.core}/nrmse"
+    core_key = model.tasks.selection_metric
     state = _TrainingState(best_state=copy.deepcopy(model.state_dict()))
     if checkpoint is not None:
         restored = _load_checkpoint(checkpoint, checkpoint_key)
@@ -295,7 +300,7 @@ def _save_checkpoint(
         "best_state": state.best_state,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "strategy": strategy.state_dict() if hasattr(strategy, "state_dict") else {},
+        "strategy": strategy.state_dict(),
         "generator": generator.get_state(),
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -325,8 +330,7 @@ def _restore(
 ) -> _TrainingState:
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    if hasattr(strategy, "load_state_dict"):
-        strategy.load_state_dict(payload["strategy"])
+    strategy.load_state_dict(payload["strategy"])
     generator.set_state(payload["generator"])
     torch.set_rng_state(payload["torch_rng"])
     if payload["cuda_rng"]:
@@ -338,7 +342,7 @@ def train_model(
     splits_dir: str | Path,
     model_name: str,
     seed: int,
-    params: TrainParams,
+    params: TrainSpec,
     out_dir: str | Path,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -348,69 +352,36 @@ def train_model(
     With `checkpoint_dir`, progress is saved there after every epoch and a rerun of the same
     (model, seed, params, splits) resumes from it.
     """
-    encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
-    tasks = TaskSpec(encoder.chain, encoder.core, params.core_loss, encoder.core_transform)
-    device = resolve_device(params.device)
-    train, valid = (load_split(splits_dir, s, encoder, device) for s in ("train", "valid"))
-    architecture = params.architecture or model_name
+    data = load_training_data(splits_dir, params.core_loss, params.device)
+    recipe = resolve(params.architecture, params.options)
     torch.manual_seed(seed)
-    model = build_model(
-        architecture, encoder.cardinalities, params.embed_dim, tasks, params.options
-    ).to(device)
-    checkpoint = None
+    cardinalities = data.encoder.cardinalities
+    model = recipe.build(cardinalities, params.embed_dim, data.tasks).to(data.device)
+    settings = {k: v for k, v in asdict(params).items() if k != "checkpoint_dir"}
     key = checkpoint_key(
-        model_name, seed, asdict(params), encoder.to_json(), len(train), len(valid)
+        model_name, seed, settings, data.encoder.to_json(), len(data.train), len(data.valid)
     )
+    checkpoint = None
     if checkpoint_dir is not None:
         checkpoint = Path(checkpoint_dir) / f"{model_name}-seed{seed}-{key}.pt"
     result = fit(
-        model, train, valid, params, seed, on_epoch=on_epoch, checkpoint=checkpoint,
+        model, data.train, data.valid, params, seed, on_epoch=on_epoch, checkpoint=checkpoint,
         checkpoint_key=key,
     )  # fmt: skip
-    spec = {
-        "model": model_name,
-        "architecture": architecture,
-        "seed": seed,
-        "cardinalities": encoder.cardinalities,
-        "embed_dim": params.embed_dim,
-        "tower_dims": list(model.tower_dims),
-        "tasks": {
-            "chain": list(tasks.chain),
-            "core": tasks.core,
-            "core_loss": tasks.core_loss,
-            "core_transform": tasks.core_transform,
-        },
-        "options": asdict(model.options),
-        "params": asdict(params),
-        "best_epoch": result.best_epoch,
-        "best_valid": result.best_valid,
-        "resumed_from_epoch": result.resumed_from,
-        "history": result.history,
-    }
-    with atomic_directory(out_dir) as tmp:
-        torch.save(model.state_dict(), tmp / MODEL_FILE)
-        write_json(tmp / MODEL_SPEC_FILE, spec)
-        encoder.save(tmp / FEATURES_FILE)
-    return result
-
-
-def load_model(
-    model_dir: str | Path, device: str | torch.device = "cpu"
-) -> tuple[MultiTaskModel, FeatureEncoder]:
-    """Rebuild a trained model from its directory (weights loaded with weights_only=True)."""
-    model_dir = Path(model_dir)
-    spec = read_json(model_dir / MODEL_SPEC_FILE)
-    t = spec["tasks"]
-    tasks = TaskSpec(tuple(t["chain"]), t["core"], t["core_loss"], t.get("core_transform", "none"))
-    model = build_model(
-        spec.get("architecture", spec["model"]),
-        spec["cardinalities"],
-        spec["embed_dim"],
-        tasks,
-        spec["options"],
-        tuple(spec.get("tower_dims", DEFAULT_TOWER)),
+    spec = ModelSpec(
+        model=model_name,
+        architecture=params.architecture,
+        seed=seed,
+        cardinalities=cardinalities,
+        embed_dim=params.embed_dim,
+        tower_dims=list(model.tower_dims),
+        tasks=data.tasks,
+        options={**asdict(recipe.options), **asdict(recipe.gradient)},
+        params=params,
+        best_epoch=result.best_epoch,
+        best_valid=result.best_valid,
+        resumed_from_epoch=result.resumed_from,
+        history=result.history,
     )
-    state = torch.load(model_dir / MODEL_FILE, map_location=device, weights_only=True)
-    model.load_state_dict(state)
-    model.to(device).eval()
-    return model, FeatureEncoder.load(model_dir / FEATURES_FILE)
+    save_model(out_dir, model, data.encoder, spec)
+    return result

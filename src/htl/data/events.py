@@ -11,8 +11,9 @@ import pandas as pd
 
 from htl.config import DataConfig
 from htl.data.io import expand, read_table
-from htl.data.labels import DataError, check_columns
+from htl.data.labels import check_columns
 from htl.data.schema import EventSchema
+from htl.errors import DataError
 
 
 def events_schema(data: DataConfig) -> EventSchema:

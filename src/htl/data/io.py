@@ -1,7 +1,6 @@
 """Reading raw tables where they live: a local file, directory or glob, or the same on gs://.
 
-`gs://` goes through google-cloud-storage; with `STORAGE_EMULATOR_HOST` set (a local
-gcp-storage-emulator), the client talks to the emulator without credentials. CSV (plain or
+`gs://` goes through the storage layer (`htl.storage`). CSV (plain or
 gzip) and Parquet are told apart by suffix unless a format is given. Every failure names the
 file it came from.
 """
@@ -12,7 +11,6 @@ import fnmatch
 import glob
 import gzip
 import io
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -20,19 +18,11 @@ from typing import IO, Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from htl.data.labels import DataError
+from htl.errors import DataError, closest
+from htl.storage import exists, gcs_list, is_gcs, open_binary, split_gcs
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 GLOB_CHARS = "*?["
-
-
-def is_gcs(uri: str) -> bool:
-    return uri.startswith("gs://")
-
-
-def join(base: str, name: str) -> str:
-    """`base/name` for a local path or a gs:// prefix."""
-    return f"{base.rstrip('/')}/{name}" if is_gcs(base) else str(Path(base) / name)
 
 
 def table_format(uri: str, declared: str = "auto") -> str:
@@ -73,87 +63,20 @@ def _expand_local(uri: str) -> list[str]:
 
 
 def _expand_gcs(uri: str) -> list[str]:
-    from google.api_core.exceptions import GoogleAPICallError
-
-    try:
-        return _list_gcs(uri)
-    except GoogleAPICallError as exc:  # no such bucket, no permission, ...
-        raise DataError(f"{uri}: cannot be listed: {exc}") from exc
-
-
-def _list_gcs(uri: str) -> list[str]:
-    bucket, key = _split(uri)
-    client = gcs_client()
+    bucket, key = split_gcs(uri)
     if any(c in key for c in GLOB_CHARS):
         prefix = key[: min(key.index(c) for c in GLOB_CHARS if c in key)]
-        names = [b.name for b in client.list_blobs(bucket, prefix=prefix)]
+        names = gcs_list(uri, prefix)
         return sorted(f"gs://{bucket}/{n}" for n in names if fnmatch.fnmatchcase(n, key))
-    if key and client.bucket(bucket).blob(key).exists():
+    if key and exists(uri):
         return [uri]
-    prefix = key.rstrip("/") + "/" if key else ""
-    names = [b.name for b in client.list_blobs(bucket, prefix=prefix)]
+    names = gcs_list(uri, key.rstrip("/") + "/" if key else "")
     return sorted(f"gs://{bucket}/{n}" for n in names if _is_table(n.rsplit("/", 1)[-1]))
 
 
 def _is_table(name: str) -> bool:
     """A table file by suffix; hidden and temporary files (`.x`, `_SUCCESS`) are not."""
     return name.lower().endswith(TABLE_SUFFIXES) and not name.startswith((".", "_"))
-
-
-def _split(uri: str) -> tuple[str, str]:
-    rest = uri[len("gs://") :]
-    bucket, _, key = rest.partition("/")
-    if not bucket:
-        raise DataError(f"{uri}: expected gs://<bucket>/<path>")
-    return bucket, key
-
-
-def gcs_client() -> Any:
-    """A storage client: default credentials, or anonymous against STORAGE_EMULATOR_HOST."""
-    from google.auth.exceptions import DefaultCredentialsError
-    from google.cloud import storage
-
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "local")
-        return storage.Client(project=project, credentials=AnonymousCredentials())
-    try:
-        return storage.Client()
-    except DefaultCredentialsError as exc:
-        raise DataError(
-            f"gs://: no Google Cloud credentials ({exc}); run `gcloud auth application-default "
-            "login` or set GOOGLE_APPLICATION_CREDENTIALS"
-        ) from exc
-
-
-def open_binary(uri: str) -> IO[bytes]:
-    """A readable binary stream of a local file or a gs:// object (streamed, not downloaded)."""
-    if is_gcs(uri):
-        from google.api_core.exceptions import GoogleAPICallError, NotFound
-
-        bucket, key = _split(uri)
-        try:
-            return gcs_client().bucket(bucket).blob(key).open("rb")
-        except NotFound as exc:
-            raise DataError(f"{uri}: no such object") from exc
-        except GoogleAPICallError as exc:
-            raise DataError(f"{uri}: cannot be read: {exc}") from exc
-    if not Path(uri).is_file():
-        raise DataError(f"{uri}: no such file")
-    return open(uri, "rb")  # noqa: SIM115 - the caller closes it
-
-
-def exists(uri: str) -> bool:
-    if is_gcs(uri):
-        from google.api_core.exceptions import GoogleAPICallError
-
-        bucket, key = _split(uri)
-        try:
-            return bool(key) and gcs_client().bucket(bucket).blob(key).exists()
-        except GoogleAPICallError as exc:
-            raise DataError(f"{uri}: cannot be checked: {exc}") from exc
-    return Path(uri).is_file()
 
 
 def read_table(
@@ -235,10 +158,9 @@ def _decompressed(raw: IO[bytes]) -> IO[bytes]:
 
 def _require(uri: str, columns: Sequence[str] | None, present: Sequence[str]) -> None:
     """Every wanted column is there; a missing one is named with its likely misspelling."""
-    import difflib
 
     for column in columns or []:
         if column not in present:
-            close = difflib.get_close_matches(column, list(present), n=1)
-            hint = f" (found '{close[0]}': misspelled?)" if close else ""
+            close = closest(column, present)
+            hint = f" (found '{close}': misspelled?)" if close else ""
             raise DataError(f"{uri}: missing column '{column}'{hint}; columns: {list(present)}")

@@ -13,9 +13,10 @@ from dataclasses import replace
 import pandas as pd
 
 from htl.config import DataConfig
-from htl.data.io import exists, join, read_table
+from htl.data.io import read_table
 from htl.data.labels import check_columns
 from htl.data.schema import EventSchema
+from htl.storage import exists, join
 
 LOGS = {
     "random": "log_random_4_22_to_5_08_pure.csv",

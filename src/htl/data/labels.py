@@ -8,10 +8,7 @@ import numpy as np
 import pandas as pd
 
 from htl.data.schema import EventSchema
-
-
-class DataError(ValueError):
-    """Input data that cannot be used, with the file, column and value that are wrong."""
+from htl.errors import DataError, closest
 
 
 @dataclass(frozen=True)
@@ -26,13 +23,11 @@ class LabelReport:
 
 def check_columns(frame: pd.DataFrame, schema: EventSchema, where: str) -> None:
     """Every schema column present; features hashable, targets numeric and finite."""
-    import difflib
-
     needed = [*schema.features, *schema.targets, *([schema.time] if schema.time else [])]
     for column in needed:
         if column not in frame.columns:
-            close = difflib.get_close_matches(column, list(frame.columns), n=1)
-            hint = f" (found '{close[0]}': misspelled?)" if close else ""
+            close = closest(column, frame.columns)
+            hint = f" (found '{close}': misspelled?)" if close else ""
             raise DataError(
                 f"{where}: missing column '{column}'{hint}; columns: {list(frame.columns)}"
             )

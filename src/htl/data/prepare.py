@@ -8,20 +8,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from htl.artifacts import (
+    DATA_CARD_JSON,
+    DATA_CARD_MD,
+    EVENTS_FILE,
+    FEATURES_FILE,
+    SCHEMA_FILE,
+    SPLITS,
+    split_path,
+)
 from htl.config import DataConfig
 from htl.data.features import FeatureEncoder
-from htl.data.labels import DataError, apply_chain, check_columns
+from htl.data.labels import apply_chain, check_columns
 from htl.data.schema import EventSchema
-from htl.data.sources import EVENTS_FILE, SCHEMA_FILE
-from htl.data.split import SPLITS, chronological_split
+from htl.data.split import chronological_split
 from htl.data.table1 import TABLE1
+from htl.errors import DataError
 from htl.storage import atomic_directory, atomic_write_text, write_json
-
-FEATURES_FILE = "features.json"
-
-
-def split_path(splits_dir: str | Path, name: str) -> Path:
-    return Path(splits_dir) / f"{name}.parquet"
 
 
 def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig) -> dict[str, Any]:
@@ -77,8 +80,8 @@ def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig
                 encoded[column] = frame[column].to_numpy(dtype=np.float32)
             encoded.to_parquet(split_path(tmp, name), index=False)
         encoder.save(tmp / FEATURES_FILE)
-        write_json(tmp / "data_card.json", card)
-        atomic_write_text(tmp / "data_card.md", _card_markdown(card))
+        write_json(tmp / DATA_CARD_JSON, card)
+        atomic_write_text(tmp / DATA_CARD_MD, _card_markdown(card))
     return card
 
 

@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from htl.config import DataConfig
 from htl.data.io import csv_header, expand, read_csv_chunks
-from htl.data.labels import DataError
 from htl.data.schema import EventSchema
+from htl.errors import DataError
 
 log = logging.getLogger(__name__)
 Frame = TypeVar("Frame", pd.DataFrame, pd.Series)

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from htl.artifacts import EVENTS_FILE, SCHEMA_FILE, SUMMARY_FILE, DataSummary
 from htl.config import DataConfig
 from htl.data.labels import check_columns
 from htl.data.schema import EventSchema
-from htl.storage import atomic_directory, write_json
-
-EVENTS_FILE = "events.parquet"
-SCHEMA_FILE = "schema.json"
+from htl.storage import atomic_directory
 
 Source = Callable[[DataConfig], tuple[pd.DataFrame, EventSchema]]
 
@@ -55,16 +53,18 @@ SOURCES: dict[str, Source] = {
 }
 
 
-def ingest(data: DataConfig, out_dir: str | Path) -> dict[str, float]:
+def ingest(data: DataConfig, out_dir: str | Path) -> DataSummary:
     """Read the configured source and write events + schema; returns a summary for tracking."""
     events, schema = SOURCES[data.source](data)
-    summary = {"rows": float(len(events))}
-    for name in schema.chain:
-        summary[f"rate_{name}"] = float(events[name].mean())
-    summary[f"mean_{schema.core}"] = float(events[schema.core].mean())
-    summary[f"std_{schema.core}"] = float(events[schema.core].std(ddof=0))
+    summary = DataSummary(
+        rows=len(events),
+        rates={name: float(events[name].mean()) for name in schema.chain},
+        core=schema.core,
+        core_mean=float(events[schema.core].mean()),
+        core_std=float(events[schema.core].std(ddof=0)),
+    )
     with atomic_directory(out_dir) as tmp:
         events.to_parquet(tmp / EVENTS_FILE, index=False)
         schema.save(tmp / SCHEMA_FILE)
-        write_json(tmp / "summary.json", summary)
+        summary.save(tmp / SUMMARY_FILE)
     return summary

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-SPLITS = ("train", "valid", "test")
+from htl.artifacts import SPLITS
 
 
 def chronological_split(

@@ -27,7 +27,7 @@ KUAIRAND_DAYS = 17
 STAGE_MEANS = (3.0, 10.0, 40.0)  # watch time before scaling: no click, click, long view
 WATCH_SIGMA = 0.65
 
-KUAIRAND_SCHEMA = EventSchema(
+SYNTHETIC_KUAIRAND_SCHEMA = EventSchema(
     categorical=(
         "user_id",
         "user_active_degree",
@@ -324,7 +324,7 @@ def _normalised(weights: np.ndarray) -> np.ndarray:
 
 
 PROFILES = {
-    "kuairand": (kuairand_events, KUAIRAND_SCHEMA),
+    "kuairand": (kuairand_events, SYNTHETIC_KUAIRAND_SCHEMA),
     "kaggle": (kaggle_events, KAGGLE_SCHEMA),
     "product": (product_events, PRODUCT_SCHEMA),
 }

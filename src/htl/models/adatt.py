@@ -18,20 +18,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from htl.gradients import GradientOptions
-from htl.models.base import MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
 @dataclass(frozen=True)
-class AdaTTOptions(GradientOptions):
+class AdaTTOptions(ModelOptions):
     variant: str = "sp"  # sp | general
     levels: int = 2
     task_experts: int = 1  # m, per task and level
     shared_experts: int = 1  # general variant only
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.variant not in ("sp", "general"):
             raise ValueError(f"option variant={self.variant!r}; expected 'sp' or 'general'")
         if min(self.levels, self.task_experts, self.shared_experts) < 1:

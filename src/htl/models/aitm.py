@@ -17,18 +17,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from htl.gradients import GradientOptions
-from htl.models.base import MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
 
 
 @dataclass(frozen=True)
-class AITMOptions(GradientOptions):
+class AITMOptions(ModelOptions):
     constraint_weight: float = 0.6  # λ (AITM.py; AITM_standard.py uses 0.3)
     share_attention: bool = True
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.constraint_weight < 0:
             raise ValueError(f"option constraint_weight must be >= 0, got {self.constraint_weight}")
 

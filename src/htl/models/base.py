@@ -4,21 +4,31 @@ parameters."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from htl.gradients import GradientOptions, SharedCut
+from htl.gradients import SharedCut
 from htl.tasks import TaskSpec
 
 DEFAULT_TOWER = (128, 64, 32)
 
 
+@dataclass(frozen=True)
+class ModelOptions:
+    """Base of a model's architecture options (a frozen dataclass per model); range checks go
+    in `__post_init__` as ValueError naming the option."""
+
+
 class MultiTaskModel(nn.Module):
     """Base of every model. Subclasses set `Options` and implement `forward`."""
 
-    Options: type = GradientOptions
+    Options: type = ModelOptions
     shares_parameters: bool = True  # False where `shared_parameters()` is empty (DNN)
+    #: HPO's grid per option of this model (Table 6); the training keys are searched for all.
+    search_space: ClassVar[dict[str, list[Any]]] = {}
 
     def __init__(
         self,
@@ -47,7 +57,8 @@ class MultiTaskModel(nn.Module):
         self, x: torch.Tensor, scale: torch.Tensor | None = None
     ) -> tuple[dict[str, torch.Tensor], SharedCut | None]:
         """Training forward: outputs, plus a `SharedCut` when the model supports the
-        single-backward gradient path (HTLNet with stop-gradients)."""
+        single-backward gradient path (HTLNet with stop-gradients). The engine calls it only
+        for a strategy that uses the cut; otherwise it calls `forward`."""
         return self(x, scale), None
 
     @classmethod

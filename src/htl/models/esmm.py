@@ -15,19 +15,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from htl.gradients import GradientOptions
-from htl.models.base import MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, TaskTowers
 
 LOG_P_MAX = -1e-7  # keeps logit(p) finite as p -> 1
 
 
 @dataclass(frozen=True)
-class ESMMOptions(GradientOptions):
+class ESMMOptions(ModelOptions):
     core_activation: str = "identity"  # identity | softplus: g, the conditional core value
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.core_activation not in ("identity", "softplus"):
             raise ValueError(f"option core_activation={self.core_activation!r}")
 

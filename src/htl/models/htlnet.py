@@ -13,20 +13,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from htl.gradients import GradientOptions, SharedCut
-from htl.models.base import MultiTaskModel
+from htl.gradients import SharedCut
+from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
-
-#: Gradient strategies that work from a `SharedCut` (the single-backward path).
-CUT_STRATEGIES = ("htl", "none")
 
 
 @dataclass(frozen=True)
-class HTLNetOptions(GradientOptions):
-    """Architecture switches (ablations of Tables 3-5, Fig. 4) and Algorithm 1's settings
-    (inherited: gradient, alpha, gamma, clip, gradient_space, gradient_impl)."""
+class HTLNetOptions(ModelOptions):
+    """Architecture switches (ablations of Tables 3-5, Fig. 4). Algorithm 1 is HTLNet's
+    registered gradient strategy (`gradient: none` is "w/o optimization")."""
 
-    gradient: str = "htl"  # Algorithm 1 on; "none" is "w/o optimization"
     label_dim: int = 10  # L_d
     tau_start: float = 10.0
     tau_decay_steps: float = 10_000.0  # τ_d: τ halves every τ_d optimiser steps
@@ -39,7 +35,6 @@ class HTLNetOptions(GradientOptions):
     use_rep_ifu: bool = True  # False: "w/o representation" (Table 4)
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         checks = {
             "leu_noise": self.leu_noise in ("none", "logistic"),
             "ifu_op": self.ifu_op in ("attention", "concat"),
@@ -84,6 +79,10 @@ class InformationFusion(nn.Module):
 
 class HTLNet(MultiTaskModel):
     Options = HTLNetOptions
+    search_space = {
+        "label_dim": [5, 10, 15, 20],
+        "tau_decay_steps": [1000.0, 5000.0, 10000.0, 15000.0, 20000.0],
+    }
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -135,12 +134,8 @@ class HTLNet(MultiTaskModel):
     def forward_train(
         self, x: torch.Tensor, scale: torch.Tensor | None = None
     ) -> tuple[dict[str, torch.Tensor], SharedCut | None]:
-        """With Eq. 15 on, each tower reads its own detached copy of e (exact, §6.1).
-
-        Only for the strategies that read the cut (Algorithm 1, or none); PCGrad and
-        MetaBalance take per-task autograd passes and need the attached graph."""
-        o: HTLNetOptions = self.options
-        if not (o.stop_gradient and o.gradient_impl == "fast" and o.gradient in CUT_STRATEGIES):
+        """With Eq. 15 on, each tower reads its own detached copy of e (exact, §6.1)."""
+        if not self.options.stop_gradient:
             return self(x, scale), None
         rows = self.embedding.rows(x)
         e = self.embedding.lookup(rows, scale)

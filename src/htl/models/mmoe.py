@@ -12,24 +12,23 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from htl.gradients import GradientOptions
-from htl.models.base import MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
 @dataclass(frozen=True)
-class MMoEOptions(GradientOptions):
+class MMoEOptions(ModelOptions):
     experts: int = 8
     expert_layers: int = 2  # how many of tower_dims the experts take: [128, 64] | [32]
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.experts < 1 or self.expert_layers < 1:
             raise ValueError(f"experts and expert_layers must be >= 1, got {self}")
 
 
 class MMoE(MultiTaskModel):
     Options = MMoEOptions
+    search_space = {"experts": [4, 8]}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -14,19 +14,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from htl.gradients import GradientOptions
-from htl.models.base import MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
 @dataclass(frozen=True)
-class PLEOptions(GradientOptions):
+class PLEOptions(ModelOptions):
     levels: int = 2  # each level takes one of tower_dims; the rest are the towers
     specific_experts: int = 1
     shared_experts: int = 1
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if min(self.levels, self.specific_experts, self.shared_experts) < 1:
             raise ValueError(f"levels and expert counts must be >= 1, got {self}")
 

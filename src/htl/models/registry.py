@@ -1,78 +1,121 @@
-"""Models by name: configs and the pipeline refer to names only."""
+"""Models by name: configs and the pipeline refer to names only.
+
+A registration is a model class plus the gradient strategy it trains with by default;
+`metabalance` is Shared-Bottom with the MetaBalance strategy, not a class of its own. An
+entry's options (as written under `model_options.<entry>`) split into the model's own options
+and the strategy's (`htl.gradients.GradientOptions`), both typed and checked here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import typing
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from htl.config import TRAIN_SEARCH_SPACE, coerce
+from htl.errors import did_you_mean
+from htl.gradients import SEARCH_SPACES, GradientOptions, GradientStrategy, strategy_for
 from htl.models.adatt import AdaTT
 from htl.models.aitm import AITM
-from htl.models.base import DEFAULT_TOWER, MultiTaskModel
+from htl.models.base import DEFAULT_TOWER, ModelOptions, MultiTaskModel
 from htl.models.dnn import DNN
 from htl.models.esmm import ESMM
 from htl.models.htlnet import HTLNet
 from htl.models.mmoe import MMoE
 from htl.models.ple import PLE
-from htl.models.shared_bottom import MetaBalanceSharedBottom, SharedBottom
+from htl.models.shared_bottom import SharedBottom
 from htl.tasks import TaskSpec
 
-MODEL_BUILDERS: dict[str, type[MultiTaskModel]] = {
-    "htlnet": HTLNet,
-    "dnn": DNN,
-    "shared_bottom": SharedBottom,
-    "mmoe": MMoE,
-    "ple": PLE,
-    "adatt": AdaTT,
-    "esmm": ESMM,
-    "aitm": AITM,
-    "metabalance": MetaBalanceSharedBottom,  # Table 2's "MB": MetaBalance on Shared-Bottom
+
+@dataclass(frozen=True)
+class Registration:
+    model: type[MultiTaskModel]
+    gradient: str = "none"  # the strategy unless the entry's options name another
+
+
+MODELS: dict[str, Registration] = {
+    "htlnet": Registration(HTLNet, gradient="htl"),
+    "dnn": Registration(DNN),
+    "shared_bottom": Registration(SharedBottom),
+    "mmoe": Registration(MMoE),
+    "ple": Registration(PLE),
+    "adatt": Registration(AdaTT),
+    "esmm": Registration(ESMM),
+    "aitm": Registration(AITM),
+    "metabalance": Registration(SharedBottom, gradient="metabalance"),  # Table 2's "MB"
 }
 
 
-def model_class(name: str) -> type[MultiTaskModel]:
+@dataclass(frozen=True)
+class Recipe:
+    """A registered model with an entry's options resolved: what to build, how to train it."""
+
+    name: str
+    model_class: type[MultiTaskModel]
+    options: ModelOptions
+    gradient: GradientOptions
+
+    def build(
+        self,
+        cardinalities: Sequence[int],
+        embed_dim: int,
+        tasks: TaskSpec,
+        tower_dims: Sequence[int] = DEFAULT_TOWER,
+    ) -> MultiTaskModel:
+        return self.model_class(cardinalities, embed_dim, tasks, tower_dims, self.options)
+
+    def strategy(self) -> GradientStrategy:
+        return strategy_for(self.gradient)
+
+    def search_space(self) -> dict[str, list[Any]]:
+        """The model's grids, then its strategy's (the training keys are not included)."""
+        return {**self.model_class.search_space, **SEARCH_SPACES.get(self.gradient.gradient, {})}
+
+
+def registration(name: str) -> Registration:
     try:
-        return MODEL_BUILDERS[name]
+        return MODELS[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(MODEL_BUILDERS), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ValueError(f"unknown model '{name}'{hint}; known: {sorted(MODEL_BUILDERS)}") from None
+        hint = did_you_mean(name, MODELS)
+        raise ValueError(f"unknown model '{name}'{hint}; known: {sorted(MODELS)}") from None
 
 
-def make_options(name: str, options: dict[str, Any] | None) -> Any:
-    """The model's frozen options dataclass from plain data; unknown keys are errors."""
-    cls = model_class(name).Options
-    allowed = [f.name for f in dataclasses.fields(cls)]
+def resolve(name: str, options: dict[str, Any] | None = None) -> Recipe:
+    """Split and type an entry's options; raises ValueError naming the option at fault."""
+    reg = registration(name)
+    model_fields = [f.name for f in dataclasses.fields(reg.model.Options)]
+    gradient_fields = [f.name for f in dataclasses.fields(GradientOptions)]
+    allowed = [*model_fields, *gradient_fields]
     for key in options or {}:
         if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ValueError(
-                f"unknown option '{key}' for model '{name}'{hint}; expected one of {allowed}"
+                f"unknown option '{key}' for model '{name}'{did_you_mean(key, allowed)}; "
+                f"expected one of {allowed}"
             )
-    types = {f.name: f.type for f in dataclasses.fields(cls)}
-    coerced = {
-        k: float(v) if types[k] == "float" and isinstance(v, int) else v
-        for k, v in (options or {}).items()
-    }
-    return cls(**coerced)
-
-
-def validate_model_options(name: str, options: dict[str, Any] | None) -> Any:
-    """The model's options, checked against what the model can do; raises ValueError."""
-    cls = model_class(name)
-    o = make_options(name, options)
-    if o.gradient != "none" and not cls.shares_parameters:
+    raw = {"gradient": reg.gradient, **(options or {})}
+    model_options = _typed(reg.model.Options, {k: raw[k] for k in model_fields if k in raw})
+    gradient = _typed(GradientOptions, {k: raw[k] for k in gradient_fields if k in raw})
+    if gradient.gradient != "none" and not reg.model.shares_parameters:
         raise ValueError(
-            f"model '{name}' shares no parameters, so gradient '{o.gradient}' "
+            f"model '{name}' shares no parameters, so gradient '{gradient.gradient}' "
             "has nothing to act on; use gradient: none"
         )
-    if o.gradient == "htl" and o.gradient_space == "output" and not cls.has_single_backward():
+    if (
+        gradient.gradient == "htl"
+        and gradient.gradient_space == "output"
+        and not reg.model.has_single_backward()
+    ):
         raise ValueError(
             f"gradient_space 'output' needs HTLNet's single-backward path, not '{name}'"
         )
-    return o
+    return Recipe(name, reg.model, model_options, gradient)
+
+
+def _typed(cls: type, raw: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: coerce(hints[k], v, k) for k, v in raw.items()})
 
 
 def build_model(
@@ -84,5 +127,11 @@ def build_model(
     tower_dims: Sequence[int] = DEFAULT_TOWER,
 ) -> MultiTaskModel:
     """Construct a registered model with the uniform constructor."""
-    options = validate_model_options(name, options)
-    return model_class(name)(cardinalities, embed_dim, tasks, tower_dims, options)
+    return resolve(name, options).build(cardinalities, embed_dim, tasks, tower_dims)
+
+
+def tunable_keys() -> set[str]:
+    """Every key some search space tunes (what `hpo.fixed` may name)."""
+    spaces = [TRAIN_SEARCH_SPACE, *SEARCH_SPACES.values()]
+    spaces += [reg.model.search_space for reg in MODELS.values()]
+    return {k for space in spaces for k in space}

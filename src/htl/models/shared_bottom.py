@@ -7,23 +7,22 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from htl.gradients import GradientOptions
-from htl.models.base import MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, TaskTowers, mlp
 
 
 @dataclass(frozen=True)
-class SharedBottomOptions(GradientOptions):
+class SharedBottomOptions(ModelOptions):
     """How many of the tower's hidden layers are shared (model-spec §2.8: [128, 64] | [32]).
 
     With `gradient: htl` this is the paper's "HTLNet w/o Architecture": Algorithm 1 on
-    θ_s = embedding + bottom (model-spec A9), by the T+1-pass reference path.
+    θ_s = embedding + bottom (model-spec A9), by the T+1-pass reference path; with
+    `gradient: metabalance` (the registered `metabalance`) Table 2's "MB".
     """
 
     bottom_layers: int = 2
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         if self.bottom_layers < 1:
             raise ValueError(f"bottom_layers must be >= 1, got {self.bottom_layers}")
 
@@ -50,14 +49,3 @@ class SharedBottom(MultiTaskModel):
     ) -> dict[str, torch.Tensor]:
         shared = self.bottom(self.embedding(x, scale))
         return self.task_towers([shared] * len(self.tasks.names))
-
-
-@dataclass(frozen=True)
-class MetaBalanceOptions(SharedBottomOptions):
-    """Shared-Bottom trained with MetaBalance, the core task as target (model-spec A18)."""
-
-    gradient: str = "metabalance"
-
-
-class MetaBalanceSharedBottom(SharedBottom):
-    Options = MetaBalanceOptions

@@ -1,0 +1,203 @@
+"""The artifact contract: every file name that crosses a step border, and typed records for what
+those files hold (`to_json` / `from_json`), plus saving and loading a model directory.
+
+Steps, evaluation and the registry read artifacts through this module, never through the
+module that wrote them. Importing it costs no torch: model I/O imports torch when called.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from htl.config import TrainSpec
+from htl.storage import atomic_directory, read_json, write_json
+from htl.tasks import TaskSpec
+
+if TYPE_CHECKING:
+    from htl.data.features import FeatureEncoder
+    from htl.models.base import MultiTaskModel
+
+# ingest -> labels_split
+EVENTS_FILE = "events.parquet"
+SCHEMA_FILE = "schema.json"
+SUMMARY_FILE = "summary.json"
+# labels_split -> hpo, train, evaluate, register
+SPLITS = ("train", "valid", "test")
+FEATURES_FILE = "features.json"
+DATA_CARD_JSON = "data_card.json"
+DATA_CARD_MD = "data_card.md"
+# train -> evaluate, register
+MODEL_WEIGHTS_FILE = "model.pt"
+MODEL_SPEC_FILE = "model.json"
+# evaluate -> significance
+PREDICTIONS_FILE = "predictions.parquet"
+METRICS_FILE = "metrics.json"
+# significance -> register, KFP UI, MLflow
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+RESULTS_CSV = "results.csv"
+RESULTS_JSON = "results.json"
+GRAD_NORMS_PNG = "grad_norms.png"
+EPOCH_TIME_PNG = "epoch_time.png"
+METRICS_PNG = "metrics.png"
+
+
+def split_path(splits_dir: str | Path, name: str) -> Path:
+    return Path(splits_dir) / f"{name}.parquet"
+
+
+def best_params_path(params_dir: str | Path, model: str) -> Path:
+    """hpo -> train: one file per entry of `models`."""
+    return Path(params_dir) / f"{model}.json"
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What ingest read (summary.json): row count, each chain step's rate, the core's moments."""
+
+    rows: int
+    rates: dict[str, float]
+    core: str
+    core_mean: float
+    core_std: float
+
+    def metrics(self) -> dict[str, float]:
+        """Flat numbers for MLflow and summary.json."""
+        return {
+            "rows": float(self.rows),
+            **{f"rate_{k}": v for k, v in self.rates.items()},
+            f"mean_{self.core}": self.core_mean,
+            f"std_{self.core}": self.core_std,
+        }
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, {**self.metrics(), "core": self.core})
+
+
+@dataclass(frozen=True)
+class BestParams:
+    """hpo's result for one entry: the tuned values, the best validation value of the task
+    spec's selection metric (None when nothing was tuned) and the spec training uses."""
+
+    model: str
+    tuned: dict[str, Any]
+    best_valid_nrmse: float | None
+    params: TrainSpec
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "params": self.params.to_json()}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> BestParams:
+        return cls(
+            raw["model"], raw["tuned"], raw["best_valid_nrmse"], TrainSpec.from_json(raw["params"])
+        )
+
+    def save(self, params_dir: str | Path) -> None:
+        write_json(best_params_path(params_dir, self.model), self.to_json())
+
+    @classmethod
+    def load(cls, params_dir: str | Path, model: str) -> BestParams:
+        return cls.from_json(read_json(best_params_path(params_dir, model)))
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """model.json: what rebuilds a trained model, and how its training went."""
+
+    model: str  # the entry of `models` (a variant's own name)
+    architecture: str  # the registered model it built
+    seed: int
+    cardinalities: list[int]
+    embed_dim: int
+    tower_dims: list[int]
+    tasks: TaskSpec
+    options: dict[str, Any]  # resolved: the model's own options and its gradient strategy's
+    params: TrainSpec
+    best_epoch: int
+    best_valid: dict[str, float]
+    resumed_from_epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+            "tasks": self.tasks.to_json(),
+            "params": self.params.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> ModelSpec:
+        return cls(**{
+            **raw,
+            "tasks": TaskSpec.from_json(raw["tasks"]),
+            "params": TrainSpec.from_json(raw["params"]),
+        })  # fmt: skip
+
+    @classmethod
+    def load(cls, model_dir: str | Path) -> ModelSpec:
+        return cls.from_json(read_json(Path(model_dir) / MODEL_SPEC_FILE))
+
+
+@dataclass(frozen=True)
+class MetricsRecord:
+    """metrics.json: one (model, seed) scored on a split, with the trivial references and the
+    training history the report's figures read."""
+
+    model: str
+    architecture: str
+    seed: int
+    split: str
+    rows: int
+    tasks: dict[str, Any]  # {"chain": [...], "core": ...}
+    metrics: dict[str, float]
+    references: dict[str, dict[str, float]]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, results_dir: str | Path) -> MetricsRecord:
+        return cls(**read_json(Path(results_dir) / METRICS_FILE))
+
+
+def save_model(
+    out_dir: str | Path, model: MultiTaskModel, encoder: FeatureEncoder, spec: ModelSpec
+) -> None:
+    """Write a model directory atomically: weights, model.json, the encoder it was fit with."""
+    import torch
+
+    with atomic_directory(out_dir) as tmp:
+        torch.save(model.state_dict(), tmp / MODEL_WEIGHTS_FILE)
+        write_json(tmp / MODEL_SPEC_FILE, spec.to_json())
+        encoder.save(tmp / FEATURES_FILE)
+
+
+def load_model(model_dir: str | Path, device: Any = "cpu") -> MultiTaskModel:
+    """Rebuild a trained model from its directory (weights loaded with weights_only=True); its
+    encoder is `FeatureEncoder.load(model_dir / FEATURES_FILE)`."""
+    import torch
+
+    from htl.models.registry import build_model
+
+    model_dir = Path(model_dir)
+    spec = ModelSpec.load(model_dir)
+    model = build_model(
+        spec.architecture,
+        spec.cardinalities,
+        spec.embed_dim,
+        spec.tasks,
+        spec.options,
+        tuple(spec.tower_dims),
+    )
+    state = torch.load(model_dir / MODEL_WEIGHTS_FILE, map_location=device, weights_only=True)
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return model
