@@ -30,9 +30,10 @@ test-slow: $(STAMP)  ## run the slow tests too
 test-gpu: $(STAMP)  ## run the tests that need a CUDA device
 	$(BIN)/pytest -m gpu
 
-lint: $(STAMP)  ## ruff
+lint: $(STAMP)  ## ruff, and the import contracts of docs/architecture.md (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 PEERS := .bench-peers
 

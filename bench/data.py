@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from htl.artifacts import FEATURES_FILE
 from htl.config import DataConfig
 from htl.data.features import FeatureEncoder
-from htl.artifacts import FEATURES_FILE
 from htl.data.prepare import prepare_splits
 from htl.data.sources import ingest
 from htl.tasks import TaskSpec

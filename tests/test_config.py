@@ -171,7 +171,8 @@ def test_overrides_apply_on_top_of_the_file_and_are_validated(tmp_path: Path) ->
         ({"use_leu": "no"}, "'model_options.htlnet': 'use_leu' must be bool, got 'no'"),
         ({"label_dim": "8"}, "'model_options.htlnet': 'label_dim' must be int, got '8'"),
         ({"alpha": "high"}, "'model_options.htlnet': 'alpha' must be float, got 'high'"),
-        ({"label_dim": 0}, "'model_options.htlnet': option label_dim=0 is out of range"),
+        ({"label_dim": 0}, "'model_options.htlnet': 'label_dim' must be >= 1, got 0"),
+        ({"alpha": 1.5}, "'model_options.htlnet': 'alpha' must be in [0, 1], got 1.5"),
     ],
 )
 def test_model_options_are_typed_like_config_keys(options: dict, fragment: str) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
-from htl.config import TrainSpec
+from htl.config import TrainSpec, parse
 from htl.storage import atomic_directory, read_json, write_json
 from htl.tasks import TaskSpec
 
@@ -54,31 +54,23 @@ def best_params_path(params_dir: str | Path, model: str) -> Path:
     return Path(params_dir) / f"{model}.json"
 
 
-@dataclass(frozen=True)
-class DataSummary:
-    """What ingest read (summary.json): row count, each chain step's rate, the core's moments."""
+class Record:
+    """A frozen dataclass that crosses a step border as JSON, typed again on the way back in
+    (a malformed file is a ConfigError naming the file and the key)."""
 
-    rows: int
-    rates: dict[str, float]
-    core: str
-    core_mean: float
-    core_std: float
-
-    def metrics(self) -> dict[str, float]:
-        """Flat numbers for MLflow and summary.json."""
-        return {
-            "rows": float(self.rows),
-            **{f"rate_{k}": v for k, v in self.rates.items()},
-            f"mean_{self.core}": self.core_mean,
-            f"std_{self.core}": self.core_std,
-        }
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     def save(self, path: str | Path) -> None:
-        write_json(path, {**self.metrics(), "core": self.core})
+        write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        return parse(cls, read_json(path), source=str(path))
 
 
 @dataclass(frozen=True)
-class BestParams:
+class BestParams(Record):
     """hpo's result for one entry: the tuned values, the best validation value of the task
     spec's selection metric (None when nothing was tuned) and the spec training uses."""
 
@@ -87,25 +79,9 @@ class BestParams:
     best_valid_nrmse: float | None
     params: TrainSpec
 
-    def to_json(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "params": self.params.to_json()}
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> BestParams:
-        return cls(
-            raw["model"], raw["tuned"], raw["best_valid_nrmse"], TrainSpec.from_json(raw["params"])
-        )
-
-    def save(self, params_dir: str | Path) -> None:
-        write_json(best_params_path(params_dir, self.model), self.to_json())
-
-    @classmethod
-    def load(cls, params_dir: str | Path, model: str) -> BestParams:
-        return cls.from_json(read_json(best_params_path(params_dir, model)))
-
 
 @dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(Record):
     """model.json: what rebuilds a trained model, and how its training went."""
 
     model: str  # the entry of `models` (a variant's own name)
@@ -122,28 +98,9 @@ class ModelSpec:
     resumed_from_epoch: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
-            "tasks": self.tasks.to_json(),
-            "params": self.params.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> ModelSpec:
-        return cls(**{
-            **raw,
-            "tasks": TaskSpec.from_json(raw["tasks"]),
-            "params": TrainSpec.from_json(raw["params"]),
-        })  # fmt: skip
-
-    @classmethod
-    def load(cls, model_dir: str | Path) -> ModelSpec:
-        return cls.from_json(read_json(Path(model_dir) / MODEL_SPEC_FILE))
-
 
 @dataclass(frozen=True)
-class MetricsRecord:
+class MetricsRecord(Record):
     """metrics.json: one (model, seed) scored on a split, with the trivial references and the
     training history the report's figures read."""
 
@@ -157,16 +114,6 @@ class MetricsRecord:
     references: dict[str, dict[str, float]]
     history: list[dict[str, float]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def save(self, path: str | Path) -> None:
-        write_json(path, self.to_json())
-
-    @classmethod
-    def load(cls, results_dir: str | Path) -> MetricsRecord:
-        return cls(**read_json(Path(results_dir) / METRICS_FILE))
-
 
 def save_model(
     out_dir: str | Path, model: MultiTaskModel, encoder: FeatureEncoder, spec: ModelSpec
@@ -176,7 +123,7 @@ def save_model(
 
     with atomic_directory(out_dir) as tmp:
         torch.save(model.state_dict(), tmp / MODEL_WEIGHTS_FILE)
-        write_json(tmp / MODEL_SPEC_FILE, spec.to_json())
+        spec.save(tmp / MODEL_SPEC_FILE)
         encoder.save(tmp / FEATURES_FILE)
 
 
@@ -188,7 +135,7 @@ def load_model(model_dir: str | Path, device: Any = "cpu") -> MultiTaskModel:
     from htl.models.registry import build_model
 
     model_dir = Path(model_dir)
-    spec = ModelSpec.load(model_dir)
+    spec = ModelSpec.load(model_dir / MODEL_SPEC_FILE)
     model = build_model(
         spec.architecture,
         spec.cardinalities,

@@ -16,11 +16,39 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
 
 from htl.errors import ConfigError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a numeric field, written `Annotated[int, Range(1)]`. `parse` checks them, so
+    config keys and model options fail with the same message: `'x' must be >= 1, got 0`."""
+
+    low: float
+    high: float | None = None
+    open_low: bool = False  # `low` itself excluded
+    open_high: bool = False
+
+    def holds(self, v: float) -> bool:
+        above = v > self.low if self.open_low else v >= self.low
+        return above and (
+            self.high is None or (v < self.high if self.open_high else v <= self.high)
+        )
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.open_low else '>='} {self.low:g}"
+        left, right = "(["[not self.open_low], ")]"[not self.open_high]
+        return f"in {left}{self.low:g}, {self.high:g}{right}"
+
+
+POSITIVE = Range(0, open_low=True)
+NON_NEGATIVE = Range(0)
+AT_LEAST_1 = Range(1)
 
 
 @dataclass(frozen=True)
@@ -32,14 +60,14 @@ class EventsConfig:
     chain: tuple[str, ...] = ()  # ordered binary steps
     core: str = ""  # the continuous target
     time: str | None = None  # chronological split on it; none: a seeded random split
-    format: str = "auto"  # auto (by suffix) | csv | parquet
+    format: Literal["auto", "csv", "parquet"] = "auto"  # auto: by suffix
 
 
 @dataclass(frozen=True)
 class KuaiRandConfig:
     """Which KuaiRand-Pure log to read; `random` is the paper's 1,186,059 rows."""
 
-    log: str = "random"  # random | standard_4_08_to_4_21 | standard_4_22_to_5_08
+    log: Literal["random", "standard_4_08_to_4_21", "standard_4_22_to_5_08"] = "random"
 
 
 @dataclass(frozen=True)
@@ -47,27 +75,29 @@ class ShoppersConfig:
     """The ZILN recipe's switches for Kaggle's Acquire Valued Shoppers transactions."""
 
     companies: tuple[int, ...] = ()  # explicit company ids; empty: the top_companies
-    top_companies: int = 20  # by number of positive transactions
+    top_companies: Annotated[int, POSITIVE] = 20  # by number of positive transactions
     cohort: tuple[str, str] | None = None  # first purchase in [from, to), e.g. the ZILN paper's
-    month_window: str = "30d"  # 30d | 31d | calendar: the "1 month" after the first purchase
-    chunk_rows: int = 2_000_000  # CSV rows per chunk; bounds memory on the 350M-row file
+    month_window: Literal["30d", "31d", "calendar"] = "30d"  # the "1 month" after the first buy
+    chunk_rows: Annotated[int, Range(1000)] = (
+        2_000_000  # CSV rows per chunk; bounds memory on the 350M-row file
+    )
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """Where events come from and how they become splits."""
 
-    source: str = "synthetic"
+    source: Literal["synthetic", "kuairand", "acquire_valued_shoppers", "events"] = "synthetic"
     path: str | None = None  # local file, directory or glob, or gs://bucket/...
-    profile: str = "kuairand"  # synthetic: kuairand | kaggle | product
-    rows: int = 20_000  # synthetic only
+    profile: Literal["kuairand", "kaggle", "product"] = "kuairand"  # synthetic only
+    rows: Annotated[int, Range(100)] = 20_000  # synthetic only
     seed: int = 0
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     min_count: int = 1
-    buckets: int = 10  # quantile buckets per numeric feature, fit on train
-    numeric_encoding: str = "bucketize"  # bucketize | dense (a value-scaled embedding row)
-    on_violation: str = "error"
-    core_transform: str = "none"  # none | log1p: train on log1p(y), report on the raw scale
+    buckets: Annotated[int, Range(2)] = 10  # quantile buckets per numeric feature, fit on train
+    numeric_encoding: Literal["bucketize", "dense"] = "bucketize"  # dense: a value-scaled row
+    on_violation: Literal["error", "repair", "drop"] = "error"
+    core_transform: Literal["none", "log1p"] = "none"  # log1p: train on log1p(y), report raw
     events: EventsConfig = field(default_factory=EventsConfig)
     kuairand: KuaiRandConfig = field(default_factory=KuaiRandConfig)
     shoppers: ShoppersConfig = field(default_factory=ShoppersConfig)
@@ -77,14 +107,14 @@ class DataConfig:
 class TrainConfig:
     """The training settings of every model; HPO's best values override the tuned ones."""
 
-    epochs: int = 5
-    batch_size: int = 1024
-    lr: float = 1e-3
-    l2: float = 0.0
-    embed_dim: int = 8
-    patience: int = 2
-    core_loss: str = "mse"
-    device: str = "auto"
+    epochs: Annotated[int, POSITIVE] = 5
+    batch_size: Annotated[int, POSITIVE] = 1024
+    lr: Annotated[float, POSITIVE] = 1e-3
+    l2: Annotated[float, NON_NEGATIVE] = 0.0
+    embed_dim: Annotated[int, POSITIVE] = 8
+    patience: Annotated[int, POSITIVE] = 2
+    core_loss: Literal["mse", "ziln"] = "mse"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint_dir: str | None = None  # default: <workdir>/checkpoints; one file per run
 
 
@@ -112,20 +142,13 @@ class TrainSpec(TrainConfig):
         options = {k: v for k, v in tuned.items() if k not in TRAIN_SEARCH_SPACE}
         return dataclasses.replace(self, **settings, options={**self.options, **options})
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_json(cls, raw: Any) -> TrainSpec:
-        return parse(cls, raw, source="train spec")
-
 
 @dataclass(frozen=True)
 class HpoConfig:
     """Optuna search: a few trials per model, scored on the validation core NRMSE."""
 
-    trials: int = 3
-    epochs: int = 1
+    trials: Annotated[int, NON_NEGATIVE] = 3
+    epochs: Annotated[int, POSITIVE] = 1
     storage: str | None = None  # default: SQLite under workdir
     seed: int = 0
     fixed: tuple[str, ...] = ()  # search keys left at the config's value, e.g. [batch_size]
@@ -154,8 +177,8 @@ class SignificanceConfig:
     """Seed aggregation and the t-test of the reference model against the best baseline."""
 
     reference: str = "htlnet"
-    test: str = "student"
-    alpha: float = 0.05
+    test: Literal["student", "welch"] = "student"
+    alpha: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.05
 
 
 @dataclass(frozen=True)
@@ -208,20 +231,6 @@ class ExperimentConfig:
 
 
 ENTRY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
-
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.source": ("synthetic", "kuairand", "acquire_valued_shoppers", "events"),
-    "data.profile": ("kuairand", "kaggle", "product"),
-    "data.on_violation": ("error", "repair", "drop"),
-    "data.core_transform": ("none", "log1p"),
-    "data.numeric_encoding": ("bucketize", "dense"),
-    "data.events.format": ("auto", "csv", "parquet"),
-    "data.kuairand.log": ("random", "standard_4_08_to_4_21", "standard_4_22_to_5_08"),
-    "data.shoppers.month_window": ("30d", "31d", "calendar"),
-    "train.core_loss": ("mse", "ziln"),
-    "train.device": ("auto", "cpu", "cuda"),
-    "significance.test": ("student", "welch"),
-}
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -294,7 +303,7 @@ def parse(cls: type, raw: Any, where: str = "", source: str = "") -> Any:
     become ints, as a KFP parameter carries every number as a float). Errors name `where`."""
     if not isinstance(raw, dict):
         raise ConfigError(_at(source, f"'{where or 'config'}' must be a mapping, got {raw!r}"))
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in names:
@@ -318,6 +327,12 @@ def coerce(hint: Any, value: Any, where: str, source: str = "") -> Any:
     """`value` as the type `hint` names, or a ConfigError naming `where`."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
+    if origin is Annotated:
+        value = coerce(args[0], value, where, source)
+        for bound in args[1:]:
+            if isinstance(bound, Range) and not bound.holds(value):
+                raise ConfigError(_at(source, f"'{where}' must be {bound}, got {value!r}"))
+        return value
     if dataclasses.is_dataclass(hint):
         return parse(hint, value, where, source)
     if origin in (types.UnionType, typing.Union):
@@ -325,11 +340,12 @@ def coerce(hint: Any, value: Any, where: str, source: str = "") -> Any:
             return None
         (inner,) = [a for a in args if a is not type(None)]
         return coerce(inner, value, where, source)
-    if origin is tuple:
+    if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             raise ConfigError(_at(source, f"'{where}' must be a list, got {value!r}"))
-        if args[-1] is Ellipsis:
-            return tuple(coerce(args[0], v, f"{where}[{i}]", source) for i, v in enumerate(value))
+        if origin is list or args[-1] is Ellipsis:
+            items = [coerce(args[0], v, f"{where}[{i}]", source) for i, v in enumerate(value)]
+            return items if origin is list else tuple(items)
         if len(value) != len(args):
             raise ConfigError(_at(source, f"'{where}' must have {len(args)} items, got {value!r}"))
         return tuple(
@@ -350,6 +366,10 @@ def coerce(hint: Any, value: Any, where: str, source: str = "") -> Any:
         return value
     if hint is Any:
         return value
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(_at(source, f"'{where}' is {value!r}; expected one of {list(args)}"))
     raise ConfigError(
         _at(source, f"'{where}' must be {getattr(hint, '__name__', hint)}, got {value!r}")
     )
@@ -357,12 +377,6 @@ def coerce(hint: Any, value: Any, where: str, source: str = "") -> Any:
 
 def _validate(config: ExperimentConfig, source: str) -> None:
     """Everything the schema alone can tell; `htl.checks.check` adds the model registry's."""
-    for key, allowed in CHOICES.items():
-        value: Any = config
-        for part in key.split("."):
-            value = getattr(value, part)
-        if value not in allowed:
-            raise ConfigError(f"{source}: '{key}' is {value!r}; expected one of {list(allowed)}")
     if not config.models:
         raise ConfigError(f"{source}: 'models' is empty; expected at least one model name")
     for i, entry in enumerate(config.models):
@@ -396,25 +410,11 @@ def _validate(config: ExperimentConfig, source: str) -> None:
             f"{source}: 'data.split' must be three positive fractions summing to 1, "
             f"got {list(split)}"
         )
-    _positive(source, "data.rows", config.data.rows, minimum=100)
-    _positive(source, "data.buckets", config.data.buckets, minimum=2)
     _validate_data(config.data, source)
     if config.data.core_transform == "log1p" and config.train.core_loss != "mse":
         raise ConfigError(
             f"{source}: 'data.core_transform' log1p needs 'train.core_loss' mse "
             f"(ZILN models the raw amounts), got {config.train.core_loss!r}"
-        )
-    for name in ("epochs", "batch_size", "embed_dim", "patience"):
-        _positive(source, f"train.{name}", getattr(config.train, name))
-    _positive(source, "train.lr", config.train.lr)
-    _positive(source, "hpo.epochs", config.hpo.epochs)
-    if config.hpo.trials < 0:
-        raise ConfigError(f"{source}: 'hpo.trials' must be >= 0, got {config.hpo.trials}")
-    if config.train.l2 < 0:
-        raise ConfigError(f"{source}: 'train.l2' must be >= 0, got {config.train.l2}")
-    if not 0 < config.significance.alpha < 1:
-        raise ConfigError(
-            f"{source}: 'significance.alpha' must be in (0, 1), got {config.significance.alpha}"
         )
 
 
@@ -444,8 +444,6 @@ def _validate_data(data: DataConfig, source: str) -> None:
                 f"{source}: 'data.events' gives columns more than one role: {repeated}"
             )
     s = data.shoppers
-    _positive(source, "data.shoppers.top_companies", s.top_companies)
-    _positive(source, "data.shoppers.chunk_rows", s.chunk_rows, minimum=1000)
     if s.cohort is not None:
         import datetime
 
@@ -458,9 +456,3 @@ def _validate_data(data: DataConfig, source: str) -> None:
             ) from exc
         if start >= end:
             raise ConfigError(f"{source}: 'data.shoppers.cohort' is empty: {list(s.cohort)}")
-
-
-def _positive(source: str, name: str, value: float, minimum: float = 0) -> None:
-    if value <= 0 or value < minimum:
-        bound = f">= {minimum}" if minimum else "> 0"
-        raise ConfigError(f"{source}: '{name}' must be {bound}, got {value}")

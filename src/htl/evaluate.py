@@ -9,6 +9,7 @@ import pandas as pd
 from htl.artifacts import (
     FEATURES_FILE,
     METRICS_FILE,
+    MODEL_SPEC_FILE,
     PREDICTIONS_FILE,
     MetricsRecord,
     ModelSpec,
@@ -25,7 +26,7 @@ def evaluate_model(
     model_dir: str | Path, splits_dir: str | Path, out_dir: str | Path
 ) -> MetricsRecord:
     """Score one (model, seed) on test; the metrics record names the model and seed."""
-    spec = ModelSpec.load(model_dir)
+    spec = ModelSpec.load(Path(model_dir) / MODEL_SPEC_FILE)
     model = load_model(model_dir)
     encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
     if encoder.vocabularies != FeatureEncoder.load(Path(model_dir) / FEATURES_FILE).vocabularies:

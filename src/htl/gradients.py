@@ -17,10 +17,12 @@ Two exact ways to get the per-task gradients:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import nn
+
+from htl.config import AT_LEAST_1, Range
 
 EPS = 1e-12
 
@@ -30,30 +32,17 @@ class GradientOptions:
     """Which gradient strategy a model entry trains with, and its settings. Written beside the
     model's own options under `model_options.<entry>`; the model itself never sees them."""
 
-    gradient: str = "none"  # none | htl | pcgrad | metabalance
-    alpha: float = 0.5  # htl: relax factor of the projection (Eq. 16)
-    gamma: float = 0.5  # htl: relax factor of the magnitude step (Eq. 17)
-    clip: float = 100.0  # htl: C, the magnitude ratio is clipped to [1/C, C]
-    gradient_space: str = "table"  # htl: table | output (ablation, model-spec A8)
-    gradient_impl: str = "fast"  # htl: fast | reference (T+1 autograd passes)
+    gradient: Literal["none", "htl", "pcgrad", "metabalance"] = "none"
+    alpha: Annotated[float, Range(0, 1)] = 0.5  # htl: relax factor of the projection (Eq. 16)
+    gamma: Annotated[float, Range(0, 1)] = 0.5  # htl: relax factor of the magnitude (Eq. 17)
+    clip: Annotated[float, AT_LEAST_1] = 100.0  # htl: C, the ratio is clipped to [1/C, C]
+    gradient_space: Literal["table", "output"] = "table"  # htl: output is model-spec A8's ablation
+    gradient_impl: Literal["fast", "reference"] = "fast"  # htl: reference = T+1 autograd passes
     pcgrad_shuffle: bool = False  # pcgrad: random projection order (paper) vs fixed (official)
-    metabalance_beta: float = 0.9  # metabalance: moving-average factor of the norms
-    metabalance_relax: float = 0.7  # metabalance: relax factor r
+    metabalance_beta: Annotated[float, Range(0, 1, open_high=True)] = 0.9  # moving average
+    metabalance_relax: Annotated[float, Range(0, 1)] = 0.7  # metabalance: relax factor r
 
     def __post_init__(self) -> None:
-        checks = {
-            "gradient": self.gradient in STRATEGIES,
-            "alpha": 0 <= self.alpha <= 1,
-            "gamma": 0 <= self.gamma <= 1,
-            "clip": self.clip >= 1,
-            "gradient_space": self.gradient_space in ("table", "output"),
-            "gradient_impl": self.gradient_impl in ("fast", "reference"),
-            "metabalance_beta": 0 <= self.metabalance_beta < 1,
-            "metabalance_relax": 0 <= self.metabalance_relax <= 1,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"option {name}={getattr(self, name)!r} is out of range")
         if self.gradient_space == "output" and self.gradient_impl != "fast":
             raise ValueError("gradient_space 'output' needs gradient_impl 'fast'")
 
@@ -321,8 +310,6 @@ class MetaBalance(GradientStrategy):
         total_after = (scale * norms).pow(2).sum(1).sqrt()
         return torch.stack([total_before, total_after], 1)
 
-
-STRATEGIES = ("none", "htl", "pcgrad", "metabalance")
 
 #: What HPO searches per strategy (Table 6's grids for Algorithm 1's α, γ, C).
 SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {

@@ -18,7 +18,7 @@ from typing import Any
 
 import optuna
 
-from htl.artifacts import BestParams
+from htl.artifacts import BestParams, best_params_path
 from htl.config import TRAIN_SEARCH_SPACE, ExperimentConfig, TrainSpec, config_to_dict
 from htl.models.registry import resolve
 from htl.storage import atomic_directory
@@ -85,5 +85,5 @@ def search(
         results[model] = BestParams(model, best, value, base.with_tuned(best))
     with atomic_directory(out_dir) as tmp:
         for result in results.values():
-            result.save(tmp)
+            result.save(best_params_path(tmp, result.model))
     return results

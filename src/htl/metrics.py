@@ -91,14 +91,6 @@ def gini(y: np.ndarray, pred: np.ndarray) -> float:
     return float(model / perfect)
 
 
-def rmse(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((y - pred) ** 2)))
-
-
-def mae(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.mean(np.abs(y - pred)))
-
-
 @dataclass(frozen=True)
 class Metric:
     """One metric: how it is computed, shown and ranked. The registry below is the only list;
@@ -119,8 +111,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("nmae", "NMAE", False, "core", nmae),
     Metric("spearman", "Spearman", True, "core", spearman),
     Metric("gini", "Gini", True, "core", gini),
-    Metric("rmse", "RMSE", None, "core", rmse),
-    Metric("mae", "MAE", None, "core", mae),
+    Metric("rmse", "RMSE", None, "core", lambda y, p: float(np.sqrt(np.mean((y - p) ** 2)))),
+    Metric("mae", "MAE", None, "core", lambda y, p: float(np.mean(np.abs(y - p)))),
 )
 
 

@@ -12,7 +12,7 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 import htl
-from htl.artifacts import FEATURES_FILE, ModelSpec, load_model
+from htl.artifacts import FEATURES_FILE, MODEL_SPEC_FILE, ModelSpec, load_model
 from htl.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def pick_model_dir(model_dirs: list[str | Path], model: str) -> Path:
     """The seed of `model` with the best value of the selection metric on validation."""
     candidates = []
     for d in model_dirs:
-        spec = ModelSpec.load(d)
+        spec = ModelSpec.load(Path(d) / MODEL_SPEC_FILE)
         if spec.model == model:
             value = spec.best_valid[spec.tasks.selection_metric]
             candidates.append((value, spec.seed, Path(d)))
@@ -59,7 +59,7 @@ def register_model(
     config: ExperimentConfig, model_dir: str | Path, example: pd.DataFrame, tags: dict[str, str]
 ) -> int:
     """Log the model as a pyfunc in the active run, register it and set the configured alias."""
-    spec = ModelSpec.load(model_dir)
+    spec = ModelSpec.load(Path(model_dir) / MODEL_SPEC_FILE)
     local = HtlPyfunc()
     local.load_context(type("Context", (), {"artifacts": {"model_dir": str(model_dir)}})())
     signature = infer_signature(example, local.predict(None, example))

@@ -6,6 +6,7 @@ the DAG and alone on files.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def run_ingest(config: ExperimentConfig, out_dir: str | Path, run_name: str | No
     parent = tracking.start_pipeline_run(config, run_name)
     with tracking.step_run(config, parent, "ingest"):
         summary = ingest(config.data, out_dir)
-        tracking.log_metrics(summary.metrics())
+        tracking.log_metrics(summary)
     return parent
 
 
@@ -76,11 +77,11 @@ def run_train(
     """Train one (model, seed) with the params HPO chose, logging every epoch."""
     from htl.train import train_model
 
-    params = artifacts.BestParams.load(params_dir, model).params
+    params = artifacts.BestParams.load(artifacts.best_params_path(params_dir, model)).params
     with tracking.step_run(
         config, parent, f"train/{model}/seed{seed}", {"htl.model": model, "htl.seed": str(seed)}
     ):
-        tracking.log_params({"model": model, "seed": seed, **params.to_json()})
+        tracking.log_params({"model": model, "seed": seed, **asdict(params)})
         result = train_model(
             splits_dir,
             model,
@@ -105,7 +106,7 @@ def run_evaluate(
 ) -> dict[str, Any]:
     from htl.evaluate import evaluate_model
 
-    spec = artifacts.ModelSpec.load(model_dir)
+    spec = artifacts.ModelSpec.load(Path(model_dir) / artifacts.MODEL_SPEC_FILE)
     tags = {"htl.model": spec.model, "htl.seed": str(spec.seed)}
     with tracking.step_run(config, parent, f"evaluate/{spec.model}/seed{spec.seed}", tags):
         record = evaluate_model(model_dir, splits_dir, out_dir)
@@ -122,7 +123,10 @@ def run_significance(
     """Aggregate seeds, t-test the reference model, write the report; its Markdown path."""
     from htl.report import build_report
 
-    records = [artifacts.MetricsRecord.load(d).to_json() for d in metrics_dirs]
+    records = [
+        artifacts.MetricsRecord.load(Path(d) / artifacts.METRICS_FILE).to_json()
+        for d in metrics_dirs
+    ]
     with tracking.step_run(config, parent, "significance"):
         s = config.significance
         result = build_report(

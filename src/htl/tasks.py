@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -40,20 +39,3 @@ class TaskSpec:
     def selection_metric(self) -> str:
         """The validation metric that picks the best epoch, the best trial and the best seed."""
         return f"{self.core}/nrmse"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "chain": list(self.chain),
-            "core": self.core,
-            "core_loss": self.core_loss,
-            "core_transform": self.core_transform,
-        }
-
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> TaskSpec:
-        return cls(
-            tuple(raw["chain"]),
-            raw["core"],
-            raw.get("core_loss", "mse"),
-            raw.get("core_transform", "none"),
-        )

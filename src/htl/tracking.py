@@ -7,7 +7,6 @@ the first step) and each step opens its own child with the `mlflow.parentRunId` 
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,8 +18,6 @@ from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
 from htl.config import ExperimentConfig, config_to_dict
-
-log = logging.getLogger(__name__)
 
 
 def use_store(config: ExperimentConfig) -> str:

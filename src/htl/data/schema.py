@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
-from htl.storage import read_json, write_json
+from htl.artifacts import Record
 
 
 @dataclass(frozen=True)
-class EventSchema:
+class EventSchema(Record):
     """Column roles of an event table; `chain` is ordered, `core` is the continuous target."""
 
     categorical: tuple[str, ...]
@@ -27,19 +26,3 @@ class EventSchema:
     @property
     def features(self) -> tuple[str, ...]:
         return (*self.categorical, *self.numeric)
-
-    def save(self, path: str | Path) -> None:
-        write_json(path, asdict(self))
-
-    @classmethod
-    def load(cls, path: str | Path) -> EventSchema:
-        raw = read_json(path)
-        return cls(
-            categorical=tuple(raw["categorical"]),
-            chain=tuple(raw["chain"]),
-            core=raw["core"],
-            time=raw.get("time"),
-            numeric=tuple(raw.get("numeric", ())),
-            dataset=raw.get("dataset"),
-            origin=raw.get("origin", ""),
-        )

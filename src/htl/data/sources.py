@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from htl.artifacts import EVENTS_FILE, SCHEMA_FILE, SUMMARY_FILE, DataSummary
+from htl.artifacts import EVENTS_FILE, SCHEMA_FILE, SUMMARY_FILE
 from htl.config import DataConfig
 from htl.data.labels import check_columns
 from htl.data.schema import EventSchema
-from htl.storage import atomic_directory
+from htl.storage import atomic_directory, write_json
 
 Source = Callable[[DataConfig], tuple[pd.DataFrame, EventSchema]]
 
@@ -53,18 +53,17 @@ SOURCES: dict[str, Source] = {
 }
 
 
-def ingest(data: DataConfig, out_dir: str | Path) -> DataSummary:
-    """Read the configured source and write events + schema; returns a summary for tracking."""
+def ingest(data: DataConfig, out_dir: str | Path) -> dict[str, float]:
+    """Read the configured source and write events + schema; returns the summary (rows, each
+    chain step's rate, the core's mean and std) as flat metrics for tracking."""
     events, schema = SOURCES[data.source](data)
-    summary = DataSummary(
-        rows=len(events),
-        rates={name: float(events[name].mean()) for name in schema.chain},
-        core=schema.core,
-        core_mean=float(events[schema.core].mean()),
-        core_std=float(events[schema.core].std(ddof=0)),
-    )
+    summary = {"rows": float(len(events))}
+    for name in schema.chain:
+        summary[f"rate_{name}"] = float(events[name].mean())
+    summary[f"mean_{schema.core}"] = float(events[schema.core].mean())
+    summary[f"std_{schema.core}"] = float(events[schema.core].std(ddof=0))
     with atomic_directory(out_dir) as tmp:
         events.to_parquet(tmp / EVENTS_FILE, index=False)
         schema.save(tmp / SCHEMA_FILE)
-        summary.save(tmp / SUMMARY_FILE)
+        write_json(tmp / SUMMARY_FILE, summary)
     return summary

@@ -14,26 +14,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
+from htl.config import AT_LEAST_1
 from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
 @dataclass(frozen=True)
 class AdaTTOptions(ModelOptions):
-    variant: str = "sp"  # sp | general
-    levels: int = 2
-    task_experts: int = 1  # m, per task and level
-    shared_experts: int = 1  # general variant only
-
-    def __post_init__(self) -> None:
-        if self.variant not in ("sp", "general"):
-            raise ValueError(f"option variant={self.variant!r}; expected 'sp' or 'general'")
-        if min(self.levels, self.task_experts, self.shared_experts) < 1:
-            raise ValueError(f"levels and expert counts must be >= 1, got {self}")
+    variant: Literal["sp", "general"] = "sp"
+    levels: Annotated[int, AT_LEAST_1] = 2
+    task_experts: Annotated[int, AT_LEAST_1] = 1  # m, per task and level
+    shared_experts: Annotated[int, AT_LEAST_1] = 1  # general variant only
 
 
 class FusionLevel(nn.Module):

@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
 
+from htl.config import NON_NEGATIVE
 from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
 
 
 @dataclass(frozen=True)
 class AITMOptions(ModelOptions):
-    constraint_weight: float = 0.6  # λ (AITM.py; AITM_standard.py uses 0.3)
+    constraint_weight: Annotated[float, NON_NEGATIVE] = 0.6  # λ of AITM.py (AITM_standard: 0.3)
     share_attention: bool = True
-
-    def __post_init__(self) -> None:
-        if self.constraint_weight < 0:
-            raise ValueError(f"option constraint_weight must be >= 0, got {self.constraint_weight}")
 
 
 class SelfScoredAttention(nn.Module):

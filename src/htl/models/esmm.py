@@ -10,6 +10,7 @@ applies; a ZILN core has its P(y > 0) logit chained the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,11 +24,7 @@ LOG_P_MAX = -1e-7  # keeps logit(p) finite as p -> 1
 
 @dataclass(frozen=True)
 class ESMMOptions(ModelOptions):
-    core_activation: str = "identity"  # identity | softplus: g, the conditional core value
-
-    def __post_init__(self) -> None:
-        if self.core_activation not in ("identity", "softplus"):
-            raise ValueError(f"option core_activation={self.core_activation!r}")
+    core_activation: Literal["identity", "softplus"] = "identity"  # g, the conditional core
 
 
 def logit_from_log_prob(log_p: torch.Tensor) -> torch.Tensor:

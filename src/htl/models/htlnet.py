@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
+from htl.config import AT_LEAST_1, POSITIVE
 from htl.gradients import SharedCut
 from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
@@ -23,29 +25,20 @@ class HTLNetOptions(ModelOptions):
     """Architecture switches (ablations of Tables 3-5, Fig. 4). Algorithm 1 is HTLNet's
     registered gradient strategy (`gradient: none` is "w/o optimization")."""
 
-    label_dim: int = 10  # L_d
-    tau_start: float = 10.0
-    tau_decay_steps: float = 10_000.0  # τ_d: τ halves every τ_d optimiser steps
+    label_dim: Annotated[int, AT_LEAST_1] = 10  # L_d
+    tau_start: Annotated[float, POSITIVE] = 10.0
+    tau_decay_steps: Annotated[float, POSITIVE] = 10_000.0  # τ_d: τ halves every τ_d steps
     tau_staircase: bool = False
     tau_min: float = 0.0  # floor for τ; 0 = none (model-spec A2)
-    leu_noise: str = "none"  # none | logistic (binary Gumbel-softmax, training only)
-    ifu_op: str = "attention"  # attention | concat (Fig. 4)
+    leu_noise: Literal["none", "logistic"] = "none"  # logistic: binary Gumbel-softmax, training
+    ifu_op: Literal["attention", "concat"] = "attention"  # Fig. 4
     stop_gradient: bool = True  # Eq. 15
     use_leu: bool = True  # False: "w/o label embedding" (Table 4)
     use_rep_ifu: bool = True  # False: "w/o representation" (Table 4)
 
     def __post_init__(self) -> None:
-        checks = {
-            "leu_noise": self.leu_noise in ("none", "logistic"),
-            "ifu_op": self.ifu_op in ("attention", "concat"),
-            "label_dim": self.label_dim >= 1,
-            "tau_start": self.tau_start > 0,
-            "tau_decay_steps": self.tau_decay_steps > 0,
-            "tau_min": 0 <= self.tau_min <= self.tau_start,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"option {name}={getattr(self, name)!r} is out of range")
+        if not 0 <= self.tau_min <= self.tau_start:
+            raise ValueError(f"'tau_min' must be in [0, tau_start], got {self.tau_min}")
 
     def tau(self, step: int) -> float:
         """τ = max(τ0 · 0.5^(step/τ_d), τ_min); continuous by default (model-spec A2)."""

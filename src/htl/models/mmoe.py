@@ -8,22 +8,20 @@ towers [32].
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
 
+from htl.config import AT_LEAST_1
 from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
 @dataclass(frozen=True)
 class MMoEOptions(ModelOptions):
-    experts: int = 8
-    expert_layers: int = 2  # how many of tower_dims the experts take: [128, 64] | [32]
-
-    def __post_init__(self) -> None:
-        if self.experts < 1 or self.expert_layers < 1:
-            raise ValueError(f"experts and expert_layers must be >= 1, got {self}")
+    experts: Annotated[int, AT_LEAST_1] = 8
+    expert_layers: Annotated[int, AT_LEAST_1] = 2  # of tower_dims: [128, 64] | [32]
 
 
 class MMoE(MultiTaskModel):

@@ -10,23 +10,21 @@ shared expert per level, towers [32]. One level is CGC.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
 
+from htl.config import AT_LEAST_1
 from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
 @dataclass(frozen=True)
 class PLEOptions(ModelOptions):
-    levels: int = 2  # each level takes one of tower_dims; the rest are the towers
-    specific_experts: int = 1
-    shared_experts: int = 1
-
-    def __post_init__(self) -> None:
-        if min(self.levels, self.specific_experts, self.shared_experts) < 1:
-            raise ValueError(f"levels and expert counts must be >= 1, got {self}")
+    levels: Annotated[int, AT_LEAST_1] = 2  # each takes one of tower_dims; the rest: towers
+    specific_experts: Annotated[int, AT_LEAST_1] = 1
+    shared_experts: Annotated[int, AT_LEAST_1] = 1
 
 
 class CGCLevel(nn.Module):

@@ -114,7 +114,7 @@ def resolve(name: str, options: dict[str, Any] | None = None) -> Recipe:
 
 
 def _typed(cls: type, raw: dict[str, Any]) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     return cls(**{k: coerce(hints[k], v, k) for k, v in raw.items()})
 
 

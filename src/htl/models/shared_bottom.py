@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 from torch import nn
 
+from htl.config import AT_LEAST_1
 from htl.models.base import ModelOptions, MultiTaskModel
 from htl.models.layers import FusedEmbedding, TaskTowers, mlp
 
@@ -20,11 +22,7 @@ class SharedBottomOptions(ModelOptions):
     `gradient: metabalance` (the registered `metabalance`) Table 2's "MB".
     """
 
-    bottom_layers: int = 2
-
-    def __post_init__(self) -> None:
-        if self.bottom_layers < 1:
-            raise ValueError(f"bottom_layers must be >= 1, got {self.bottom_layers}")
+    bottom_layers: Annotated[int, AT_LEAST_1] = 2
 
 
 class SharedBottom(MultiTaskModel):
