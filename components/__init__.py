@@ -4,8 +4,18 @@ from htl.components.evaluate import evaluate
 from htl.components.hpo import hpo
 from htl.components.ingest import ingest
 from htl.components.labels_split import labels_split
+from htl.components.promote import promote
 from htl.components.register import register
 from htl.components.significance import significance
 from htl.components.train import train
 
-__all__ = ["evaluate", "hpo", "ingest", "labels_split", "register", "significance", "train"]
+__all__ = [
+    "evaluate",
+    "hpo",
+    "ingest",
+    "labels_split",
+    "promote",
+    "register",
+    "significance",
+    "train",
+]

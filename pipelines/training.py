@@ -1,5 +1,5 @@
 """The training DAG: ingest -> labels_split -> hpo -> (train -> evaluate) per model x seed
--> significance -> register.
+-> significance -> register -> promote.
 
 The fan-out iterates over the jobs HPO returns, which come from the `config` parameter, so
 the config is the single source of truth for models and seeds, also when edited in the KFP UI.
@@ -7,7 +7,16 @@ the config is the single source of truth for models and seeds, also when edited 
 
 from typing import Any
 
-from htl.components import evaluate, hpo, ingest, labels_split, register, significance, train
+from htl.components import (
+    evaluate,
+    hpo,
+    ingest,
+    labels_split,
+    promote,
+    register,
+    significance,
+    train,
+)
 from kfp import dsl
 
 PIPELINE_NAME = "htl-training"
@@ -43,13 +52,16 @@ def make_pipeline(default_config: dict[str, Any], parallelism: int = 2, gpu: boo
         sig_task = significance(
             config=config, parent_run_id=parent, results=dsl.Collected(eval_task.outputs["results"])
         ).set_display_name("significance")
-        register(
+        register_task = register(
             config=config,
             parent_run_id=parent,
             models=dsl.Collected(train_task.outputs["model"]),
             events=ingest_task.outputs["events"],
             report=sig_task.outputs["report"],
         ).set_display_name("register")
+        promote(
+            config=config, parent_run_id=parent, version=register_task.output, splits=splits
+        ).set_display_name("promote")
         return sig_task.outputs["report_markdown"]
 
     return training_pipeline

@@ -13,7 +13,16 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from htl.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = ["ingest", "labels-split", "hpo", "train", "evaluate", "significance", "register"]
+STEPS = [
+    "ingest",
+    "labels-split",
+    "hpo",
+    "train",
+    "evaluate",
+    "significance",
+    "register",
+    "promote",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +58,7 @@ def test_strict_parse_rejects_a_typo(compiled: dict) -> None:
 def test_dag_shape(compiled: dict) -> None:
     root = compiled["root"]["dag"]["tasks"]
     assert {"ingest", "labels-split", "hpo", "significance", "register", "for-loop-1"} <= set(root)
+    assert root["promote"]["dependentTasks"] == ["ingest", "labels-split", "register"]
     loop = root["for-loop-1"]
     assert loop["iteratorPolicy"]["parallelismLimit"] == 3
     assert loop["parameterIterator"]["items"]["inputParameter"].endswith("hpo-Output")

@@ -147,7 +147,8 @@ def test_mlflow_runs_and_registry(finished_run: dict) -> None:
     names = sorted(r.info.run_name for r in children)
     expected = ["evaluate/" + f"{m}/seed{s}" for m in config.models for s in config.seeds]
     expected += ["train/" + f"{m}/seed{s}" for m in config.models for s in config.seeds]
-    assert names == sorted(["ingest", "labels_split", "hpo", "significance", "register", *expected])
+    steps = ["ingest", "labels_split", "hpo", "significance", "register", "promote"]
+    assert names == sorted([*steps, *expected])
     train_run = next(r for r in children if r.info.run_name == "train/htlnet/seed0")
     history = client.get_metric_history(train_run.info.run_id, "valid/watch_time/nrmse")
     assert 1 <= len(history) <= 2 and all(math.isfinite(h.value) for h in history)
@@ -159,6 +160,12 @@ def test_mlflow_runs_and_registry(finished_run: dict) -> None:
     out = model.predict(events.drop(columns=["click", "long_view", "watch_time", "time_ms"]))
     assert list(out.columns) == ["click", "long_view", "watch_time"] and len(out) == 4
     assert out["click"].between(0, 1).all()
+    champion = client.get_model_version_by_alias("tiny-model", "champion")  # the first model
+    assert int(champion.version) == 1 and champion.tags["validation_status"] == "blessed"
+    blessing = json.loads(
+        one(finished_run["root"], "promote/blessing/blessing.json")[0].read_text()
+    )
+    assert blessing["blessed"] and blessing["challenger"] == 1
 
 
 def test_bad_config_stops_before_any_step(tmp_path: Path) -> None:

@@ -3,59 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 from mlflow.tracking import MlflowClient
 
 from htl.cli import main
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    mlflow = str(Path(sys.executable).with_name("mlflow"))
-    command = [
-        mlflow,
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{root / 'server.db'}",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((root / "server.log").read_text()[-3000:])
-            time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture) -> object:
@@ -162,6 +115,14 @@ def test_every_step_runs_alone_and_registers_on_a_server(
     registered = client.get_model_version_by_alias("steps-model", "challenger")
     assert registered.version == "1"  # a string over REST; htl.registry casts it
     assert registered.tags["model"] == "htlnet" and registered.tags["pipeline_run"] == parent
+    training = client.get_run(registered.tags["lineage.training_run"])
+    assert training.data.tags["htl.step"] == "train/htlnet/seed0"
+    assert len(registered.tags["lineage.events_sha256"]) == 64
+    assert client.get_run(parent).info.status == "RUNNING"  # promote is the last step
+    promote = ["promote", "--config", config, "--parent", parent, "--splits", str(d / "splits")]
+    blessing = run([*promote, "--output", str(d / "blessing")], capsys)
+    assert blessing["blessed"] and blessing["challenger"] == 1 and blessing["champion"] is None
+    assert (d / "blessing" / "blessing.md").is_file()
     experiment = client.get_experiment_by_name("steps")
     assert experiment.artifact_location.startswith("mlflow-artifacts:")
     assert client.get_run(parent).info.status == "FINISHED"
@@ -169,8 +130,8 @@ def test_every_step_runs_alone_and_registers_on_a_server(
         [experiment.experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
     )
     assert (
-        len(children) == 9
-    )  # ingest, labels_split, hpo, 2 train, 2 evaluate, significance, register
+        len(children) == 10
+    )  # ingest, labels_split, hpo, 2 train, 2 evaluate, significance, register, promote
 
 
 def test_step_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

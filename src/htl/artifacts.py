@@ -26,6 +26,7 @@ SCHEMA_FILE = "schema.json"
 SUMMARY_FILE = "summary.json"
 # labels_split -> hpo, train, evaluate, register
 SPLITS = ("train", "valid", "test")
+RAW_TEST_FILE = "test_raw.parquet"  # the test rows' raw features and targets, for promote
 FEATURES_FILE = "features.json"
 DATA_CARD_JSON = "data_card.json"
 DATA_CARD_MD = "data_card.md"
@@ -36,6 +37,9 @@ MODEL_SPEC_FILE = "model.json"
 PREDICTIONS_FILE = "predictions.parquet"
 METRICS_FILE = "metrics.json"
 # significance -> register, KFP UI, MLflow
+# promote -> KFP UI, registry tags
+BLESSING_JSON = "blessing.json"
+BLESSING_MD = "blessing.md"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 RESULTS_CSV = "results.csv"

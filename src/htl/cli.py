@@ -61,6 +61,17 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", required=True, help="significance output directory")
     p.add_argument("--parent", default=None)
     p.set_defaults(handler=_register)
+    p = sub.add_parser(
+        "promote",
+        help="gate @challenger (or --version) against @champion; --rollback restores the last",
+    )
+    p.add_argument("--config", required=True)
+    p.add_argument("--splits", help="labels-split output directory (its test rows are scored)")
+    p.add_argument("--output", help="directory for blessing.json + blessing.md")
+    p.add_argument("--version", type=int, default=None, help="default: the register alias's")
+    p.add_argument("--parent", default=None)
+    p.add_argument("--rollback", action="store_true", help="@previous-champion back to @champion")
+    p.set_defaults(handler=_promote)
 
 
 def _ingest(a: argparse.Namespace) -> object:
@@ -108,6 +119,17 @@ def _register(a: argparse.Namespace) -> object:
     from htl.steps import run_register
 
     return {"version": run_register(load_checked(a.config), a.models, a.events, a.report, a.parent)}
+
+
+def _promote(a: argparse.Namespace) -> object:
+    from htl.steps import run_promote, run_rollback
+
+    config = load_checked(a.config)
+    if a.rollback:
+        return {"champion": run_rollback(config)}
+    if not a.splits or not a.output:
+        raise ConfigError("htl promote needs --splits and --output (or --rollback)")
+    return run_promote(config, a.splits, a.output, a.parent, a.version)
 
 
 def run_handler(args: argparse.Namespace) -> int:

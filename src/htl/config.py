@@ -173,6 +173,24 @@ class RegisterConfig:
 
 
 @dataclass(frozen=True)
+class PromoteConfig:
+    """The champion/challenger gate `htl promote` applies before it moves `@champion`.
+
+    `thresholds` bound `<task>/<metric>` on the test split: a minimum for a metric where higher
+    is better (AUC), a maximum otherwise (NRMSE). Against a champion, no metric may be worse by
+    more than `tolerance` (absolute), and on the primary metric (the selection metric, the core
+    NRMSE) a paired one-sided t-test over the test rows' squared errors must find the
+    challenger better at `alpha` (`superiority`), or not worse by more than `margin` times
+    the champion's mean squared error (`non_inferiority`)."""
+
+    thresholds: dict[str, float] = field(default_factory=dict)
+    tolerance: Annotated[float, NON_NEGATIVE] = 0.0
+    alpha: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.05
+    mode: Literal["superiority", "non_inferiority"] = "superiority"
+    margin: Annotated[float, NON_NEGATIVE] = 0.0
+
+
+@dataclass(frozen=True)
 class SignificanceConfig:
     """Seed aggregation and the t-test of the reference model against the best baseline."""
 
@@ -195,6 +213,7 @@ class ExperimentConfig:
     hpo: HpoConfig = field(default_factory=HpoConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
+    promote: PromoteConfig = field(default_factory=PromoteConfig)
     significance: SignificanceConfig = field(default_factory=SignificanceConfig)
 
     @property
@@ -231,6 +250,7 @@ class ExperimentConfig:
 
 
 ENTRY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+GATED_ALIASES = ("champion", "previous-champion")  # moved by `htl promote` alone
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -404,6 +424,11 @@ def _validate(config: ExperimentConfig, source: str) -> None:
             raise ConfigError(
                 f"{source}: '{name}' is {value!r}, which is not in 'models' {list(config.models)}"
             )
+    if config.register.alias in GATED_ALIASES:
+        raise ConfigError(
+            f"{source}: 'register.alias' is {config.register.alias!r}; only `htl promote` moves "
+            f"{' and '.join('@' + a for a in GATED_ALIASES)}, after its gate (use challenger)"
+        )
     split = config.data.split
     if any(s <= 0 for s in split) or abs(sum(split) - 1.0) > 1e-6:
         raise ConfigError(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +16,15 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 
 import htl
-from htl.artifacts import FEATURES_FILE, MODEL_SPEC_FILE, ModelSpec, load_model
-from htl.config import ExperimentConfig
+from htl.artifacts import (
+    EVENTS_FILE,
+    FEATURES_FILE,
+    MODEL_SPEC_FILE,
+    MODEL_WEIGHTS_FILE,
+    ModelSpec,
+    load_model,
+)
+from htl.config import ExperimentConfig, config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +95,49 @@ def register_model(
     return version
 
 
+def lineage(
+    config: ExperimentConfig, events_dir: str | Path, model_dir: str | Path
+) -> dict[str, str]:
+    """Version tags that say where a registered model came from: digests of the events, the
+    encoder (the split's vocabularies), the weights and the config; the code revision and
+    image (`HTL_GIT_SHA`, `HTL_IMAGE`, else git / none) and the KFP run (`KFP_RUN_ID`)."""
+    config_text = json.dumps(config_to_dict(config), sort_keys=True).encode()
+    return {
+        "lineage.events_sha256": _sha256(Path(events_dir) / EVENTS_FILE),
+        "lineage.features_sha256": _sha256(Path(model_dir) / FEATURES_FILE),
+        "lineage.weights_sha256": _sha256(Path(model_dir) / MODEL_WEIGHTS_FILE),
+        "lineage.config_sha256": hashlib.sha256(config_text).hexdigest(),
+        "lineage.code_revision": os.environ.get("HTL_GIT_SHA") or _git_revision(),
+        "lineage.image": os.environ.get("HTL_IMAGE", "none (local run)"),
+        "lineage.kfp_run_id": os.environ.get("KFP_RUN_ID", "none"),
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _git_revision() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(htl.__file__).parent, capture_output=True,
+            text=True, timeout=10, check=True,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+#: Every distribution the pyfunc's code path imports (htl.artifacts, htl.config, htl.train,
+#: htl.data.features, htl.models): what `mlflow models serve` installs without this venv.
+SERVING_REQUIREMENTS = ("torch", "numpy", "pandas", "pyarrow", "mlflow", "tqdm", "pyyaml")
+
+
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [
-        f"{name}=={version(name).split('+')[0]}"
-        for name in ("torch", "numpy", "pandas", "pyarrow", "mlflow")
-    ]
+    return [f"{name}=={version(name).split('+')[0]}" for name in SERVING_REQUIREMENTS]

@@ -151,18 +151,47 @@ def run_register(
     report_dir: str | Path,
     parent: str | None,
 ) -> int:
-    """Register the configured model's best seed with its alias; closes the pipeline run."""
+    """Register the configured model's best seed with its alias (never @champion)."""
     from htl.data.features import FeatureEncoder
-    from htl.registry import pick_model_dir, register_model
+    from htl.registry import lineage, pick_model_dir, register_model
 
     chosen = pick_model_dir(model_dirs, config.register.model)
     fields = FeatureEncoder.load(chosen / artifacts.FEATURES_FILE).fields
     example = pd.read_parquet(Path(events_dir) / artifacts.EVENTS_FILE, columns=fields).head(5)
     with tracking.step_run(config, parent, "register"):
         tracking.log_artifact(Path(report_dir) / artifacts.REPORT_MD)
-        tags = {"pipeline_run": parent or ""}
+        tags = {"pipeline_run": parent or "", **lineage(config, events_dir, chosen)}
+        spec = artifacts.ModelSpec.load(chosen / artifacts.MODEL_SPEC_FILE)
+        step = f"train/{spec.model}/seed{spec.seed}"
+        tags["lineage.training_run"] = tracking.find_step_run(config, parent, step) or "unknown"
         version = register_model(config, chosen, example, tags)
         tracking.log_metrics({"registered_version": float(version)})
+    return version
+
+
+def run_promote(
+    config: ExperimentConfig,
+    splits_dir: str | Path,
+    out_dir: str | Path,
+    parent: str | None,
+    version: int | None = None,
+) -> dict[str, Any]:
+    """The champion/challenger gate on `version` (default: @challenger); closes the pipeline
+    run, whose last step it is."""
+    from htl.promote import promote
+
+    with tracking.step_run(config, parent, "promote"):
+        blessing = promote(config, splits_dir, out_dir, version)
+        tracking.log_artifact(out_dir, "blessing")
+        tracking.log_metrics({"blessed": float(blessing.blessed)})
     if parent:
         tracking.end_pipeline_run(config, parent)
-    return version
+    return blessing.to_json()
+
+
+def run_rollback(config: ExperimentConfig) -> int:
+    """Give @champion back to @previous-champion; the restored version."""
+    from htl.promote import rollback
+
+    tracking.use_store(config)
+    return rollback(config)

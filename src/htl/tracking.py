@@ -83,6 +83,22 @@ def step_run(
         yield active
 
 
+def find_step_run(config: ExperimentConfig, parent_run_id: str | None, step: str) -> str | None:
+    """The id of the latest run of `step` under the pipeline run, if there is one."""
+    if not parent_run_id:
+        return None
+    experiment_id = use_store(config)
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`htl.step` = '{step}'"
+        ),
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
+
+
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
     """Log the finite values; an undefined metric (NaN) is left out rather than charted."""
     finite = {

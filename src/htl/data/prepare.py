@@ -13,6 +13,7 @@ from htl.artifacts import (
     DATA_CARD_MD,
     EVENTS_FILE,
     FEATURES_FILE,
+    RAW_TEST_FILE,
     SCHEMA_FILE,
     SPLITS,
     split_path,
@@ -79,6 +80,8 @@ def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig
             for column in schema.targets:
                 encoded[column] = frame[column].to_numpy(dtype=np.float32)
             encoded.to_parquet(split_path(tmp, name), index=False)
+        raw_columns = [*schema.features, *schema.targets]
+        splits["test"][raw_columns].to_parquet(tmp / RAW_TEST_FILE, index=False)
         encoder.save(tmp / FEATURES_FILE)
         write_json(tmp / DATA_CARD_JSON, card)
         atomic_write_text(tmp / DATA_CARD_MD, _card_markdown(card))

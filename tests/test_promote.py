@@ -1,0 +1,161 @@
+"""Champion/challenger promotion against a real `mlflow server` on loopback, with real
+trainings on tiny data: the first model becomes champion, a worse one is refused with the
+failing check named, a better one is promoted, rollback restores, and two promotions at once
+leave @champion on the better model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+from conftest import write_config
+from mlflow.tracking import MlflowClient
+
+from htl.config import ConfigError, config_from_dict, config_to_dict, load_config
+from htl.data.prepare import prepare_splits
+from htl.data.sources import ingest
+from htl.steps import run_promote, run_register, run_rollback
+from htl.train import train_model
+
+# How well each model is trained: one epoch at a tiny learning rate is deliberately bad.
+QUALITY = {
+    "bad": {"epochs": 1, "lr": 1e-5},
+    "fair": {"epochs": 1, "lr": 5e-4},
+    "good": {"epochs": 4, "lr": 5e-3},
+}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory, mlflow_server: str) -> dict:
+    root = tmp_path_factory.mktemp("promote")
+    overrides = {
+        "models": ["dnn"],
+        "seeds": [0],
+        "data": {"rows": 20000, "seed": 0},
+        "register": {"model": "dnn", "name": "gate"},
+        "significance": {"reference": "dnn"},
+        "tracking": {"uri": mlflow_server, "experiment": "promote"},
+        "promote": {"thresholds": {"watch_time/nrmse": 2.0, "click/auc": 0.4}},
+    }
+    config_path = write_config(root, overrides)
+    config = load_config(config_path)
+    ingest(config.data, root / "events")
+    prepare_splits(root / "events", root / "splits", config.data)
+    (root / "report").mkdir()
+    (root / "report" / "report.md").write_text("# report\n")
+    models = {}
+    for name, settings in QUALITY.items():
+        spec = replace(config.training_spec("dnn"), batch_size=256, **settings)
+        train_model(root / "splits", "dnn", 0, spec, root / "models" / name)
+        models[name] = root / "models" / name
+    return {"root": root, "config": config, "config_path": config_path, "models": models}
+
+
+def register(ws: dict, quality: str, name: str) -> int:
+    config = replace(ws["config"], register=replace(ws["config"].register, name=name))
+    return run_register(
+        config, [ws["models"][quality]], ws["root"] / "events", ws["root"] / "report", None
+    )
+
+
+def test_first_becomes_champion_worse_is_refused_better_promoted_and_rollback(
+    workspace: dict, mlflow_server: str
+) -> None:
+    ws, client = workspace, MlflowClient(mlflow_server, mlflow_server)
+    config, splits = ws["config"], ws["root"] / "splits"
+
+    fair = register(ws, "fair", "gate")
+    first = run_promote(config, splits, ws["root"] / "b1", None)
+    assert first["blessed"] and first["champion"] is None and "first model" in first["reason"]
+    assert int(client.get_model_version_by_alias("gate", "champion").version) == fair
+
+    bad = register(ws, "bad", "gate")
+    refused = run_promote(config, splits, ws["root"] / "b2", None)
+    assert not refused["blessed"] and refused["champion"] == fair
+    failed = {c["name"] for c in refused["checks"] if not c["passed"]}
+    assert "superiority watch_time/nrmse" in failed and "no regression watch_time/nrmse" in failed
+    assert "superiority watch_time/nrmse" in refused["reason"]
+    assert int(client.get_model_version_by_alias("gate", "champion").version) == fair
+    assert client.get_model_version("gate", str(bad)).tags["validation_status"] == "rejected"
+    markdown = (ws["root"] / "b2" / "blessing.md").read_text()
+    assert "**not blessed**" in markdown and "| threshold watch_time/nrmse | yes |" in markdown
+    saved = json.loads((ws["root"] / "b2" / "blessing.json").read_text())
+    assert saved["metrics"]["champion"] == first["metrics"]["challenger"]  # same rows, same model
+
+    good = register(ws, "good", "gate")
+    promoted = run_promote(config, splits, ws["root"] / "b3", None)
+    assert promoted["blessed"], promoted["reason"]
+    nrmse = "watch_time/nrmse"
+    assert promoted["metrics"]["challenger"][nrmse] < promoted["metrics"]["champion"][nrmse]
+    assert int(client.get_model_version_by_alias("gate", "champion").version) == good
+    assert int(client.get_model_version_by_alias("gate", "previous-champion").version) == fair
+    assert client.get_model_version("gate", str(good)).tags["validation_status"] == "blessed"
+
+    assert run_rollback(config) == fair
+    assert int(client.get_model_version_by_alias("gate", "champion").version) == fair
+    assert int(client.get_model_version_by_alias("gate", "previous-champion").version) == good
+
+
+def test_a_threshold_alone_can_refuse_the_first_model(workspace: dict, mlflow_server: str) -> None:
+    ws = workspace
+    config = replace(
+        ws["config"],
+        register=replace(ws["config"].register, name="strict"),
+        promote=replace(ws["config"].promote, thresholds={"click/auc": 0.999}),
+    )
+    register(ws, "good", "strict")
+    blessing = run_promote(config, ws["root"] / "splits", ws["root"] / "strict", None)
+    assert not blessing["blessed"] and blessing["reason"] == "Failed: threshold click/auc."
+    client = MlflowClient(mlflow_server, mlflow_server)
+    assert not client.get_registered_model("strict").aliases.get("champion")
+
+
+def test_two_promotions_at_once_leave_the_better_model_champion(
+    workspace: dict, mlflow_server: str
+) -> None:
+    ws = workspace
+    versions = {q: register(ws, q, "race") for q in ("fair", "good")}  # both pass thresholds
+    raw = config_to_dict(ws["config"])
+    raw["register"]["name"] = "race"
+    config_path = ws["root"] / "race.yaml"
+    config_path.write_text(json.dumps(raw))  # JSON is YAML
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "htl",
+                "promote",
+                "--config",
+                str(config_path),
+                "--splits",
+                str(ws["root"] / "splits"),
+                "--output",
+                str(ws["root"] / f"race-{q}"),
+                "--version",
+                str(v),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for q, v in versions.items()
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outputs]
+    client = MlflowClient(mlflow_server, mlflow_server)
+    assert int(client.get_model_version_by_alias("race", "champion").version) == versions["good"]
+    fair = client.get_model_version("race", str(versions["fair"]))
+    assert fair.tags["validation_status"] == "rejected"
+
+
+def test_register_alias_champion_is_refused_at_load_time() -> None:
+    for alias in ("champion", "previous-champion"):
+        with pytest.raises(ConfigError, match=f"'register.alias' is '{alias}'; only `htl promote`"):
+            config_from_dict({"register": {"alias": alias}}, source="exp.yaml")
