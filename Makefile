@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/demo.yaml
 
-.PHONY: help install demo test test-slow test-gpu lint bench bench-data compile mlflow-ui constraints clean
+.PHONY: help install demo test test-slow test-gpu lint bench bench-data compile mlflow-ui serve constraints clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ compile: $(STAMP)  ## write the compiled pipeline YAML to build/pipeline.yaml
 mlflow-ui: $(STAMP)  ## open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.htl/mlflow.db \
 		--default-artifact-root $(CURDIR)/.htl/mlartifacts --host 127.0.0.1 --port 5000
+
+serve: $(STAMP)  ## serve models:/<register.name>@champion on http://127.0.0.1:5001 (CONFIG=...)
+	$(BIN)/htl serve --config $(CONFIG)
 
 constraints: $(STAMP)  ## re-pin constraints.txt from the current .venv
 	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//' > constraints.txt

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import free_port
 
 from htl.config import DataConfig, EventsConfig, KuaiRandConfig, ShoppersConfig
 from htl.data.kuairand import LOGS, USER_FEATURES, USERS_FILE, VIDEO_FEATURES, VIDEOS_FILE
@@ -315,43 +308,6 @@ def test_shoppers_bad_amount_is_named(tmp_path: Path) -> None:
 
 
 # --- gs:// through a real emulator --------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """gcp-storage-emulator on 127.0.0.1 with a bucket; the environment points the client at it."""
-    root = tmp_path_factory.mktemp("gcs").resolve()
-    port = free_port()
-    emulator = str(Path(sys.executable).with_name("gcp-storage-emulator"))
-    log = (root / "emulator.log").open("w")
-    proc = subprocess.Popen(
-        [emulator, "-d", str(root / "data"), "start", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    previous = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((root / "emulator.log").read_text()) from None
-                time.sleep(0.2)
-        from htl.storage import gcs_client
-
-        client = gcs_client()
-        yield client.create_bucket("htl-test")
-    finally:
-        if previous is None:
-            os.environ.pop("STORAGE_EMULATOR_HOST", None)
-        else:
-            os.environ["STORAGE_EMULATOR_HOST"] = previous
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def upload(bucket: object, name: str, data: bytes) -> str:

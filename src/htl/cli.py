@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from htl.checks import load_checked
 from htl.errors import USER_ERRORS, ConfigError
 
+log = logging.getLogger(__name__)
+
 
 def add_step_commands(sub: argparse._SubParsersAction) -> None:
     """Register the seven step subcommands on a parser (shared with the `htl` CLI)."""
@@ -72,6 +74,22 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parent", default=None)
     p.add_argument("--rollback", action="store_true", help="@previous-champion back to @champion")
     p.set_defaults(handler=_promote)
+    p = sub.add_parser(
+        "predict", help="batch-score a table (CSV/Parquet, local or gs://) with a registered model"
+    )
+    p.add_argument("--model", required=True, help="e.g. models:/htl@champion")
+    p.add_argument("--input", required=True, help="file, directory or glob; local or gs://")
+    p.add_argument("--output", required=True, help="Parquet file to write; local or gs://")
+    p.add_argument("--config", help="take the tracking/registry URI from this config")
+    p.add_argument("--chunk-rows", type=int, default=100_000, help="rows held in memory at once")
+    p.add_argument("--keep", nargs="*", default=[], help="input columns to copy to the output")
+    p.set_defaults(handler=_predict)
+    p = sub.add_parser("serve", help="serve models:/<register.name>@champion over HTTP (MLflow)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--alias", default="champion", help="which version to serve")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5001)
+    p.set_defaults(handler=_serve)
 
 
 def _ingest(a: argparse.Namespace) -> object:
@@ -130,6 +148,36 @@ def _promote(a: argparse.Namespace) -> object:
     if not a.splits or not a.output:
         raise ConfigError("htl promote needs --splits and --output (or --rollback)")
     return run_promote(config, a.splits, a.output, a.parent, a.version)
+
+
+def _predict(a: argparse.Namespace) -> object:
+    import mlflow
+
+    from htl.predict import predict_table
+
+    if a.config:
+        uri = load_checked(a.config).tracking_uri
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+    rows = predict_table(a.model, a.input, a.output, a.chunk_rows, a.keep)
+    return {"rows": rows, "output": a.output}
+
+
+def _serve(a: argparse.Namespace) -> object:
+    """Replace this process with `mlflow models serve` on the configured registry."""
+    import os
+
+    config = load_checked(a.config)
+    uri = f"models:/{config.register.name}@{a.alias}"
+    os.environ["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_REGISTRY_URI"] = config.tracking_uri
+    # mlflow starts `uvicorn` by name: find it beside this interpreter, also when the venv
+    # is not activated
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri]
+    command += ["--env-manager", "local", "-h", a.host, "-p", str(a.port)]
+    log.info("serving %s on http://%s:%d/invocations", uri, a.host, a.port)
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
 
 
 def run_handler(args: argparse.Namespace) -> int:

@@ -30,7 +30,14 @@ log = logging.getLogger(__name__)
 
 
 class HtlPyfunc(mlflow.pyfunc.PythonModel):
-    """Raw feature columns in, one prediction column per task out (probabilities, core value)."""
+    """Raw feature columns in, one prediction column per task out (probabilities, core value).
+
+    Every feature is encoded with the training vocabularies: an unseen value maps to the field's
+    out-of-vocabulary row, and so does a missing (NaN) value of a numeric or string feature.
+    The signature keeps integer features integer, so MLflow refuses a null there (HTTP 400
+    naming the column); send any id outside the vocabulary instead. An empty frame gets an
+    empty frame.
+    """
 
     def load_context(self, context: Any) -> None:
         from htl.data.features import FeatureEncoder
@@ -46,6 +53,10 @@ class HtlPyfunc(mlflow.pyfunc.PythonModel):
 
         from htl.train import SplitTensors, predict
 
+        if model_input.empty:
+            return pd.DataFrame(
+                {name: pd.Series(dtype="float32") for name in self.model.tasks.names}
+            )
         x = torch.from_numpy(self.encoder.encode(model_input).to_numpy(copy=True))
         values = self.encoder.values(model_input)
         scale = None if values is None else torch.from_numpy(values)
@@ -71,6 +82,11 @@ def register_model(
 ) -> int:
     """Log the model as a pyfunc in the active run, register it and set the configured alias."""
     spec = ModelSpec.load(Path(model_dir) / MODEL_SPEC_FILE)
+    # The widest types, so a request of any integer or float width passes the schema (a CSV
+    # reads int64 where the events had int32).
+    widths = {c: "int64" for c in example if pd.api.types.is_integer_dtype(example[c])}
+    widths |= {c: "float64" for c in example if pd.api.types.is_float_dtype(example[c])}
+    example = example.astype(widths)
     local = HtlPyfunc()
     local.load_context(type("Context", (), {"artifacts": {"model_dir": str(model_dir)}})())
     signature = infer_signature(example, local.predict(None, example))

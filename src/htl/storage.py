@@ -132,3 +132,14 @@ def exists(uri: str) -> bool:
         except GoogleAPICallError as exc:
             raise DataError(f"{uri}: cannot be checked: {exc}") from exc
     return Path(uri).is_file()
+
+
+def gcs_upload(local: str | Path, uri: str) -> None:
+    """Upload a finished local file to a gs:// object (GCS objects appear whole or not at all)."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    bucket, key = split_gcs(uri)
+    try:
+        gcs_client().bucket(bucket).blob(key).upload_from_filename(str(local))
+    except GoogleAPICallError as exc:
+        raise DataError(f"{uri}: cannot be written: {exc}") from exc

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from htl.errors import DataError, closest
@@ -133,6 +134,28 @@ def read_csv_chunks(
             yield from reader
         except (ValueError, pd.errors.ParserError, OSError, EOFError, UnicodeDecodeError) as exc:
             raise DataError(f"{uri}: cannot be read as CSV: {exc}") from exc
+
+
+def read_chunks(uri: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Every row of one table file, `chunk_rows` at a time: memory holds one chunk."""
+    if table_format(uri) == "csv":
+        yield from read_csv_chunks(uri, None, chunk_rows)
+        return
+    with open_binary(uri) as raw:
+        try:
+            batches = pq.ParquetFile(raw).iter_batches(batch_size=chunk_rows)
+            for batch in batches:
+                yield batch.to_pandas()
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{uri}: cannot be read as Parquet: {exc}") from exc
+
+
+def count_rows(uri: str) -> int | None:
+    """Rows of a Parquet file from its footer; None for CSV (unknown without reading it)."""
+    if table_format(uri) == "csv":
+        return None
+    with open_binary(uri) as raw:
+        return pq.ParquetFile(raw).metadata.num_rows
 
 
 def csv_header(uri: str) -> list[str]:
