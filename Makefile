@@ -47,8 +47,9 @@ bench: $(STAMP) $(PEERS)/.installed  ## performance benchmarks (ratios measured 
 bench-data: $(STAMP)  ## data preparation only: 1M, 5M, 19M rows, time and peak memory
 	$(BIN)/python -m bench.data_prep
 
-compile: $(STAMP)  ## write the compiled pipeline YAML to build/pipeline.yaml
+compile: $(STAMP)  ## compiled YAML: build/pipeline.yaml (training), build/prediction.yaml
 	$(BIN)/htl compile --config $(CONFIG) --output build/pipeline.yaml
+	$(BIN)/htl compile --pipeline prediction --output build/prediction.yaml
 
 mlflow-ui: $(STAMP)  ## open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.htl/mlflow.db \

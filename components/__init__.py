@@ -1,5 +1,6 @@
 """One KFP component per pipeline step: thin typed adapters over `htl.steps`."""
 
+from htl.components.batch_predict import batch_predict
 from htl.components.evaluate import evaluate
 from htl.components.hpo import hpo
 from htl.components.ingest import ingest
@@ -10,6 +11,7 @@ from htl.components.significance import significance
 from htl.components.train import train
 
 __all__ = [
+    "batch_predict",
     "evaluate",
     "hpo",
     "ingest",

@@ -1,7 +1,8 @@
 """evaluate: a trained model on the test split -> predictions, metrics JSON and KFP Metrics."""
 
-from htl.components.images import cpu_component
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from htl.components.images import cpu_component
 
 
 @cpu_component

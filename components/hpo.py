@@ -1,7 +1,8 @@
 """hpo: Optuna search per model; best params per model, and the (model, seed) training jobs."""
 
-from htl.components.images import gpu_component
 from kfp.dsl import Artifact, Dataset, Input, Output
+
+from htl.components.images import gpu_component
 
 
 @gpu_component

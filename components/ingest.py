@@ -1,7 +1,8 @@
 """ingest: configured source -> events (Parquet + schema.json); opens the MLflow pipeline run."""
 
-from htl.components.images import cpu_component
 from kfp.dsl import Dataset, Output
+
+from htl.components.images import cpu_component
 
 
 @cpu_component

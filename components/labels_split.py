@@ -1,7 +1,8 @@
 """labels_split: events -> hybrid labels, chronological splits, encoders fit on train."""
 
-from htl.components.images import cpu_component
 from kfp.dsl import Dataset, Input, Output
+
+from htl.components.images import cpu_component
 
 
 @cpu_component

@@ -1,7 +1,8 @@
 """promote: the champion/challenger gate on the version `register` created -> blessing."""
 
-from htl.components.images import cpu_component
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+
+from htl.components.images import cpu_component
 
 
 @cpu_component

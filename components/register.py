@@ -1,7 +1,8 @@
 """register: the configured model's best seed -> MLflow registry, with its alias."""
 
-from htl.components.images import cpu_component
 from kfp.dsl import Artifact, Dataset, Input, Model
+
+from htl.components.images import cpu_component
 
 
 @cpu_component

@@ -1,7 +1,8 @@
 """significance: every (model, seed) metric record -> mean ± std, t-tests, the report."""
 
-from htl.components.images import cpu_component
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+
+from htl.components.images import cpu_component
 
 
 @cpu_component

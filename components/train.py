@@ -1,7 +1,8 @@
 """train: one (model, seed) job with the params HPO chose -> model directory."""
 
-from htl.components.images import gpu_component
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from htl.components.images import gpu_component
 
 
 @gpu_component

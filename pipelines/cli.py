@@ -47,6 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--output", required=True, help="pipeline YAML to write")
     p.add_argument("--parallelism", type=int, default=4)
     p.add_argument("--gpu", action="store_true", help="request nvidia.com/gpu for hpo and train")
+    p.add_argument(
+        "--pipeline",
+        choices=["training", "prediction"],
+        default="training",
+        help="training (the DAG) or prediction (htl-prediction, batch scoring)",
+    )
     _add_set(p)
     p.set_defaults(handler=_compile)
 
@@ -85,8 +91,11 @@ def _run(args: argparse.Namespace) -> object:
 
 
 def _compile(args: argparse.Namespace) -> object:
-    from htl.pipelines.compile import compile_pipeline
+    from htl.pipelines.compile import compile_pipeline, compile_prediction
 
+    if args.pipeline == "prediction":
+        print(f"htl: wrote {compile_prediction(args.output)}", file=sys.stderr)
+        return None
     config = (
         load_checked(args.config, args.set)
         if args.config

@@ -7,9 +7,8 @@ import os
 import re
 from pathlib import Path
 
-from htl.pipelines.training import make_pipeline
-
 from htl.config import ExperimentConfig, config_to_dict
+from htl.pipelines.training import make_pipeline
 
 log = logging.getLogger(__name__)
 

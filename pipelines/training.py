@@ -7,6 +7,8 @@ the config is the single source of truth for models and seeds, also when edited 
 
 from typing import Any
 
+from kfp import dsl
+
 from htl.components import (
     evaluate,
     hpo,
@@ -17,7 +19,6 @@ from htl.components import (
     significance,
     train,
 )
-from kfp import dsl
 
 PIPELINE_NAME = "htl-training"
 

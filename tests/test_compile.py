@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 from google.protobuf import json_format
-from htl.pipelines.compile import compile_pipeline
 from kfp.pipeline_spec import pipeline_spec_pb2
 
 from htl.config import load_config
+from htl.pipelines.compile import compile_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = [
@@ -95,3 +95,22 @@ def test_compile_cli_applies_set_overrides_to_the_config_default(tmp_path: Path)
     ]
     assert default["seeds"] == [4, 5] and default["data"]["rows"] == 1186059
     assert default["model_options"]["htlnet_concat"] == {"model": "htlnet", "ifu_op": "concat"}
+
+
+def test_prediction_pipeline_compiles_and_parses_strictly(tmp_path: Path) -> None:
+    from htl.pipelines.cli import main
+
+    path = tmp_path / "prediction.yaml"
+    assert main(["compile", "--pipeline", "prediction", "--output", str(path)]) == 0
+    compiled = yaml.safe_load(path.read_text())
+    spec = json_format.ParseDict(compiled, pipeline_spec_pb2.PipelineSpec())
+    assert spec.pipeline_info.name == "htl-prediction"
+    deployment = json_format.ParseDict(
+        compiled["deploymentSpec"], pipeline_spec_pb2.PipelineDeploymentConfig()
+    )
+    assert {name.removeprefix("exec-") for name in deployment.executors} == {"batch-predict"}
+    parameters = compiled["root"]["inputDefinitions"]["parameters"]
+    assert set(parameters) == {"input_uri", "output_uri", "tracking_uri", "model_uri", "chunk_rows"}
+    assert parameters["model_uri"]["defaultValue"] == "models:/htl@champion"
+    task = compiled["root"]["dag"]["tasks"]["batch-predict"]
+    assert task["cachingOptions"] == {}  # caching off: it writes outside the pipeline
