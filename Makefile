@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/demo.yaml
 
-.PHONY: help install demo test test-slow test-gpu lint bench bench-data compile mlflow-ui serve constraints clean
+.PHONY: help install demo test test-slow test-gpu lint bench bench-predict bench-data compile mlflow-ui serve constraints clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ $(PEERS)/.installed: bench/requirements-peers.txt
 
 bench: $(STAMP) $(PEERS)/.installed  ## performance benchmarks (ratios measured side by side)
 	PYTHONPATH=$(PEERS) $(BIN)/python -m bench
+
+bench-predict: $(STAMP)  ## htl predict on 250k and 1M rows: rows/s and peak memory
+	$(BIN)/python -m bench.predict
 
 bench-data: $(STAMP)  ## data preparation only: 1M, 5M, 19M rows, time and peak memory
 	$(BIN)/python -m bench.data_prep
