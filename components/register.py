@@ -1,4 +1,4 @@
-"""register: the configured model's best seed -> MLflow registry, with its alias."""
+"""register: the configured model's best seed -> MLflow registry, with its alias and lineage."""
 
 from kfp.dsl import Artifact, Dataset, Input, Model
 
@@ -12,10 +12,11 @@ def register(
     models: Input[list[Model]],
     events: Input[Dataset],
     report: Input[Artifact],
+    splits: Input[Dataset],
 ) -> int:
     from htl.config import config_from_dict
     from htl.steps import run_register
 
-    return run_register(
-        config_from_dict(config), [m.path for m in models], events.path, report.path, parent_run_id
-    )
+    dirs = [m.path for m in models]
+    config_ = config_from_dict(config)
+    return run_register(config_, dirs, events.path, report.path, parent_run_id, splits.path)

@@ -59,6 +59,7 @@ def make_pipeline(default_config: dict[str, Any], parallelism: int = 2, gpu: boo
             models=dsl.Collected(train_task.outputs["model"]),
             events=ingest_task.outputs["events"],
             report=sig_task.outputs["report"],
+            splits=splits,
         ).set_display_name("register")
         promote(
             config=config, parent_run_id=parent, version=register_task.output, splits=splits

@@ -159,3 +159,35 @@ def test_register_alias_champion_is_refused_at_load_time() -> None:
     for alias in ("champion", "previous-champion"):
         with pytest.raises(ConfigError, match=f"'register.alias' is '{alias}'; only `htl promote`"):
             config_from_dict({"register": {"alias": alias}}, source="exp.yaml")
+
+
+def test_the_gate_on_known_errors() -> None:
+    """`decide` on hand-made scores: superiority needs a significant gain, non-inferiority
+    accepts a loss inside the margin and refuses one beyond it."""
+    import numpy as np
+
+    from htl.config import PromoteConfig
+    from htl.promote import Scores, decide
+    from htl.tasks import TaskSpec
+
+    tasks = TaskSpec(("c",), "w")
+    rng = np.random.default_rng(0)
+    base = rng.exponential(1.0, 5000)
+
+    def scores(errors: np.ndarray) -> Scores:
+        return Scores({"w/nrmse": float(np.sqrt(errors.mean()))}, errors)
+
+    champion = scores(base)
+    better, slightly_worse = scores(base * 0.9), scores(base * 1.02)
+    superiority = PromoteConfig(tolerance=1.0)
+    assert decide(superiority, tasks, better, champion)[1]
+    assert not decide(superiority, tasks, slightly_worse, champion)[1]
+    lenient = PromoteConfig(tolerance=1.0, mode="non_inferiority", margin=0.05)
+    assert decide(lenient, tasks, slightly_worse, champion)[1]  # 2 % worse, 5 % allowed
+    strict = PromoteConfig(tolerance=1.0, mode="non_inferiority", margin=0.01)
+    checks, blessed, reason = decide(strict, tasks, slightly_worse, champion)
+    assert not blessed and reason == "Failed: non_inferiority w/nrmse."
+    no_slack = decide(
+        PromoteConfig(mode="non_inferiority", margin=0.05), tasks, slightly_worse, champion
+    )
+    assert not no_slack[1] and "no regression w/nrmse" in no_slack[2]  # tolerance 0: any loss

@@ -106,6 +106,8 @@ def test_every_step_runs_alone_and_registers_on_a_server(
             str(d / "events"),
             "--report",
             str(d / "report"),
+            "--splits",
+            str(d / "splits"),
         ],
         capsys,
     )
@@ -118,6 +120,9 @@ def test_every_step_runs_alone_and_registers_on_a_server(
     training = client.get_run(registered.tags["lineage.training_run"])
     assert training.data.tags["htl.step"] == "train/htlnet/seed0"
     assert len(registered.tags["lineage.events_sha256"]) == 64
+    register_run = client.get_run(registered.run_id)
+    (dataset,) = register_run.inputs.dataset_inputs
+    assert registered.tags["lineage.splits_sha256"].startswith(dataset.dataset.digest)
     assert client.get_run(parent).info.status == "RUNNING"  # promote is the last step
     promote = ["promote", "--config", config, "--parent", parent, "--splits", str(d / "splits")]
     blessing = run([*promote, "--output", str(d / "blessing")], capsys)

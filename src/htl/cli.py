@@ -61,6 +61,7 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", nargs="+", required=True, help="train output directories")
     p.add_argument("--events", required=True)
     p.add_argument("--report", required=True, help="significance output directory")
+    p.add_argument("--splits", default=None, help="labels-split output: logged as training data")
     p.add_argument("--parent", default=None)
     p.set_defaults(handler=_register)
     p = sub.add_parser(
@@ -136,7 +137,8 @@ def _significance(a: argparse.Namespace) -> object:
 def _register(a: argparse.Namespace) -> object:
     from htl.steps import run_register
 
-    return {"version": run_register(load_checked(a.config), a.models, a.events, a.report, a.parent)}
+    config = load_checked(a.config)
+    return {"version": run_register(config, a.models, a.events, a.report, a.parent, a.splits)}
 
 
 def _promote(a: argparse.Namespace) -> object:

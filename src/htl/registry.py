@@ -21,8 +21,10 @@ from htl.artifacts import (
     FEATURES_FILE,
     MODEL_SPEC_FILE,
     MODEL_WEIGHTS_FILE,
+    SPLITS,
     ModelSpec,
     load_model,
+    split_path,
 )
 from htl.config import ExperimentConfig, config_to_dict
 
@@ -129,11 +131,25 @@ def lineage(
     }
 
 
-def _sha256(path: Path) -> str:
+def log_training_data(splits_dir: str | Path) -> str:
+    """Log the train/valid/test splits as the active run's dataset input (a reference with a
+    digest, not a copy) and return that digest."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    paths = [split_path(splits_dir, name) for name in SPLITS]
+    digest = _sha256(*paths)
+    source = resolve_dataset_source(str(Path(splits_dir).resolve()))
+    mlflow.log_input(MetaDataset(source, name="splits", digest=digest[:16]), context="training")
+    return digest
+
+
+def _sha256(*paths: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for path in paths:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):  # noqa: B023
+                digest.update(block)
     return digest.hexdigest()
 
 

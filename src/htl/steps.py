@@ -150,10 +150,12 @@ def run_register(
     events_dir: str | Path,
     report_dir: str | Path,
     parent: str | None,
+    splits_dir: str | Path | None = None,
 ) -> int:
-    """Register the configured model's best seed with its alias (never @champion)."""
+    """Register the configured model's best seed with its alias (never @champion); with the
+    splits, they are logged as the run's training data and their digest tagged."""
     from htl.data.features import FeatureEncoder
-    from htl.registry import lineage, pick_model_dir, register_model
+    from htl.registry import lineage, log_training_data, pick_model_dir, register_model
 
     chosen = pick_model_dir(model_dirs, config.register.model)
     fields = FeatureEncoder.load(chosen / artifacts.FEATURES_FILE).fields
@@ -164,6 +166,8 @@ def run_register(
         spec = artifacts.ModelSpec.load(chosen / artifacts.MODEL_SPEC_FILE)
         step = f"train/{spec.model}/seed{spec.seed}"
         tags["lineage.training_run"] = tracking.find_step_run(config, parent, step) or "unknown"
+        if splits_dir is not None:
+            tags["lineage.splits_sha256"] = log_training_data(splits_dir)
         version = register_model(config, chosen, example, tags)
         tracking.log_metrics({"registered_version": float(version)})
     return version
