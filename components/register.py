@@ -13,9 +13,14 @@ def register(
     events: Input[Dataset],
     report: Input[Artifact],
     splits: Input[Dataset],
+    kfp_run_id: str,
 ) -> int:
+    import os
+
     from htl.config import config_from_dict
     from htl.steps import run_register
+
+    os.environ["KFP_RUN_ID"] = kfp_run_id  # read by htl.registry.lineage
 
     dirs = [m.path for m in models]
     config_ = config_from_dict(config)

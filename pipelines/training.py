@@ -60,6 +60,7 @@ def make_pipeline(default_config: dict[str, Any], parallelism: int = 2, gpu: boo
             events=ingest_task.outputs["events"],
             report=sig_task.outputs["report"],
             splits=splits,
+            kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         ).set_display_name("register")
         promote(
             config=config, parent_run_id=parent, version=register_task.output, splits=splits

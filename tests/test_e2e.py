@@ -162,6 +162,8 @@ def test_mlflow_runs_and_registry(finished_run: dict) -> None:
     assert out["click"].between(0, 1).all()
     champion = client.get_model_version_by_alias("tiny-model", "champion")  # the first model
     assert int(champion.version) == 1 and champion.tags["validation_status"] == "blessed"
+    assert champion.tags["lineage.kfp_run_id"] not in ("", "none")  # the DAG's run id
+    assert champion.tags["lineage.training_run"] != "unknown"
     blessing = json.loads(
         one(finished_run["root"], "promote/blessing/blessing.json")[0].read_text()
     )
