@@ -191,3 +191,13 @@ def test_the_gate_on_known_errors() -> None:
         PromoteConfig(mode="non_inferiority", margin=0.05), tasks, slightly_worse, champion
     )
     assert not no_slack[1] and "no regression w/nrmse" in no_slack[2]  # tolerance 0: any loss
+
+
+def test_a_threshold_on_an_unknown_metric_is_refused_at_load_time() -> None:
+    from htl.checks import check
+
+    config = config_from_dict({"promote": {"thresholds": {"watch_time/nrmes": 1.0}}})
+    with pytest.raises(
+        ConfigError, match=r"'promote.thresholds.watch_time/nrmes'.*did you mean 'nrmse'"
+    ):
+        check(config, "exp.yaml")

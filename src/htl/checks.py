@@ -1,6 +1,6 @@
-"""The checks a config needs the model registry for: model names, each entry's options and
-the keys `hpo.fixed` names. The CLI runs them after loading a file and the pipeline's first
-task runs them on its parameter, so a bad entry stops before any work."""
+"""The checks a config needs the registries for: model names, each entry's options, the keys
+`hpo.fixed` names and the metrics `promote.thresholds` bound. The CLI runs them after loading
+a file and the pipeline's first task on its parameter, so a bad entry stops before any work."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from htl.config import ConfigError, ExperimentConfig, load_config
 from htl.errors import did_you_mean
+from htl.metrics import METRICS
 from htl.models.registry import MODELS, resolve, tunable_keys
 
 
@@ -31,6 +32,14 @@ def check(config: ExperimentConfig, source: str = "<config>") -> ExperimentConfi
             resolve(architecture, config.options_for(entry))
         except ValueError as exc:  # ConfigError included: a mistyped option value
             raise ConfigError(f"{source}: 'model_options.{entry}': {exc}") from exc
+    for key in config.promote.thresholds:
+        task, _, metric = key.rpartition("/")
+        directional = [m.name for m in METRICS if m.higher_is_better is not None]
+        if not task or metric not in directional:
+            raise ConfigError(
+                f"{source}: 'promote.thresholds.{key}' is not '<task>/<metric>' with a metric "
+                f"of {directional}{did_you_mean(metric, directional)}"
+            )
     tunable = tunable_keys()
     unknown = [k for k in config.hpo.fixed if k not in tunable]
     if unknown:
