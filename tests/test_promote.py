@@ -181,6 +181,8 @@ def test_the_gate_on_known_errors() -> None:
     better, slightly_worse = scores(base * 0.9), scores(base * 1.02)
     superiority = PromoteConfig(tolerance=1.0)
     assert decide(superiority, tasks, better, champion)[1]
+    same = decide(superiority, tasks, scores(base.copy()), champion)  # the same model again
+    assert not same[1] and same[0][-1].detail.endswith("differs by 0: no gain")
     assert not decide(superiority, tasks, slightly_worse, champion)[1]
     lenient = PromoteConfig(tolerance=1.0, mode="non_inferiority", margin=0.05)
     assert decide(lenient, tasks, slightly_worse, champion)[1]  # 2 % worse, 5 % allowed

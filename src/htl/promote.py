@@ -149,11 +149,16 @@ def _paired_check(
     shift = (
         -gate.margin * float(champion.squared_errors.mean()) if gate.mode != "superiority" else 0
     )
+    name = f"{gate.mode} {tasks.selection_metric}"
+    if np.ptp(d) == 0:  # the same model again (or a constant shift): nothing to test
+        passed = bool(d[0] > shift)
+        detail = f"every row's squared error differs by {d[0]:.4g}: {'a' if passed else 'no'} gain"
+        return Check(name, passed, detail)
     result = sps.ttest_1samp(d, shift, alternative="greater")
     p = float(result.pvalue)
     passed = bool(p <= gate.alpha)
     return Check(
-        f"{gate.mode} {tasks.selection_metric}",
+        name,
         passed,
         f"paired t over {len(d):,} rows: t = {float(result.statistic):.3f}, p = {p:.4g} "
         f"(alpha {gate.alpha}{f', margin {gate.margin}' if gate.mode != 'superiority' else ''})",
