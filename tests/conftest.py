@@ -9,11 +9,14 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+
+from htl.config import ExperimentConfig
 
 torch.set_num_threads(2)
 
@@ -49,6 +52,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    """Poll `url` until it answers 200; the server's log tail if it dies or never answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(log.read_text()[-3000:])
+        time.sleep(1)
+
+
+def registered_dnn(root: Path, overrides: dict) -> ExperimentConfig:
+    """A DNN trained one epoch on the config's synthetic data under `root` and registered with
+    the config's alias (the splits in `root / "splits"`): what serving and scoring tests use."""
+    from htl.config import load_config
+    from htl.data.prepare import prepare_splits
+    from htl.data.sources import ingest
+    from htl.steps import run_register
+    from htl.train import train_model
+
+    base = {"models": ["dnn"], "seeds": [0], "significance": {"reference": "dnn"}}
+    config = load_config(write_config(root, {**base, **overrides}))
+    ingest(config.data, root / "events")
+    prepare_splits(root / "events", root / "splits", config.data)
+    spec = replace(config.training_spec("dnn"), epochs=1, batch_size=256)
+    train_model(root / "splits", "dnn", 0, spec, root / "model")
+    (root / "report").mkdir()
+    (root / "report" / "report.md").write_text("# report\n")
+    run_register(config, [root / "model"], root / "events", root / "report", None)
+    return config
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("mlflow-server")
@@ -72,17 +111,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((root / "server.log").read_text()[-3000:])
-            time.sleep(1)
+        wait_until_up(f"{url}/health", proc, root / "server.log")
         yield url
     finally:
         proc.terminate()

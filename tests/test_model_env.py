@@ -7,33 +7,17 @@ import json
 import subprocess
 import sys
 import venv
-from dataclasses import replace
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-from conftest import write_config
-
-from htl.config import load_config
-from htl.data.prepare import prepare_splits
-from htl.data.sources import ingest
-from htl.steps import run_register
-from htl.train import train_model
+from conftest import registered_dnn
 
 
 @pytest.mark.slow
 def test_the_model_loads_with_only_its_logged_requirements(tmp_path: Path) -> None:
-    overrides = {"models": ["dnn"], "seeds": [0], "register": {"model": "dnn", "name": "envs"},
-                 "significance": {"reference": "dnn"}}  # fmt: skip
-    config = load_config(write_config(tmp_path, overrides))
-    ingest(config.data, tmp_path / "events")
-    prepare_splits(tmp_path / "events", tmp_path / "splits", config.data)
-    spec = replace(config.training_spec("dnn"), epochs=1, batch_size=256)
-    train_model(tmp_path / "splits", "dnn", 0, spec, tmp_path / "model")
-    (tmp_path / "report").mkdir()
-    (tmp_path / "report" / "report.md").write_text("# report\n")
-    run_register(config, [tmp_path / "model"], tmp_path / "events", tmp_path / "report", None)
+    config = registered_dnn(tmp_path, {"register": {"model": "dnn", "name": "envs"}})
     mlflow.set_tracking_uri(config.tracking_uri)
     local = mlflow.artifacts.download_artifacts(
         "models:/envs@challenger", dst_path=str(tmp_path / "m")

@@ -9,24 +9,18 @@ import math
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import free_port, write_config
+from conftest import free_port, registered_dnn, wait_until_up
 
-from htl.config import load_config
-from htl.data.prepare import prepare_splits
-from htl.data.sources import ingest
-from htl.steps import run_promote, run_register
-from htl.train import train_model
+from htl.steps import run_promote
 
 TARGETS = ["repurchase_1y", "repurchase_1m", "amount_1m"]
 
@@ -35,41 +29,20 @@ TARGETS = ["repurchase_1y", "repurchase_1m", "amount_1m"]
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("serve")
     overrides = {
-        "models": ["dnn"],
-        "seeds": [0],
         "data": {"profile": "kaggle", "rows": 3000, "seed": 0},
         "register": {"model": "dnn", "name": "served"},
-        "significance": {"reference": "dnn"},
     }
-    config_path = write_config(root, overrides)
-    config = load_config(config_path)
-    ingest(config.data, root / "events")
-    prepare_splits(root / "events", root / "splits", config.data)
-    spec = replace(config.training_spec("dnn"), epochs=1, batch_size=256)
-    train_model(root / "splits", "dnn", 0, spec, root / "model")
-    (root / "report").mkdir()
-    (root / "report" / "report.md").write_text("# report\n")
-    run_register(config, [root / "model"], root / "events", root / "report", None)
+    config = registered_dnn(root, overrides)
     assert run_promote(config, root / "splits", root / "blessing", None)["blessed"]
     port = free_port()
     log = (root / "serve.log").open("w")
-    command = [sys.executable, "-m", "htl", "serve", "--config", str(config_path)]
+    command = [sys.executable, "-m", "htl", "serve", "--config", str(root / "config.yaml")]
     proc = subprocess.Popen(
         [*command, "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=os.environ
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((root / "serve.log").read_text()[-3000:])
-            time.sleep(1)
+        wait_until_up(f"{url}/ping", proc, root / "serve.log")
         rows = pd.read_parquet(root / "splits" / "test_raw.parquet").drop(columns=TARGETS).head(6)
         yield {"url": url, "rows": rows, "config": config}
     finally:
