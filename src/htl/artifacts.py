@@ -37,9 +37,6 @@ MODEL_SPEC_FILE = "model.json"
 PREDICTIONS_FILE = "predictions.parquet"
 METRICS_FILE = "metrics.json"
 # significance -> register, KFP UI, MLflow
-# promote -> KFP UI, registry tags
-BLESSING_JSON = "blessing.json"
-BLESSING_MD = "blessing.md"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 RESULTS_CSV = "results.csv"
@@ -47,6 +44,9 @@ RESULTS_JSON = "results.json"
 GRAD_NORMS_PNG = "grad_norms.png"
 EPOCH_TIME_PNG = "epoch_time.png"
 METRICS_PNG = "metrics.png"
+# promote -> KFP UI, registry tags
+BLESSING_JSON = "blessing.json"
+BLESSING_MD = "blessing.md"
 
 
 def split_path(splits_dir: str | Path, name: str) -> Path:
