@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from htl.checks import check, load_checked
+from htl.checks import check, check_tracking_reachable, load_checked
 from htl.cli import add_step_commands, run_handler
 from htl.config import apply_overrides, config_from_dict
 
@@ -74,6 +74,7 @@ def _run(args: argparse.Namespace) -> object:
     from htl.pipelines.local import PipelineFailed, run_locally
 
     config = load_checked(args.config, args.set)  # every mistake stops here, before any step
+    check_tracking_reachable(config, args.config)
     run_name = args.run_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         report = run_locally(config, run_name, args.parallelism)

@@ -189,3 +189,52 @@ def test_integral_floats_from_a_pipeline_parameter_become_ints() -> None:
 
     assert check(config) is config
     assert resolve("mmoe", config.options_for("mmoe")).options.experts == 4
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"seeds": [1e20]}, "'seeds[0]' must be in [0, 4294967295], got 100000000000000000000"),
+        ({"seeds": [-1]}, "'seeds[0]' must be in [0, 4294967295], got -1"),
+        ({"train": {"lr": float("nan")}}, "'train.lr' must be a finite number, got nan"),
+        ({"train": {"l2": float("nan")}}, "'train.l2' must be a finite number, got nan"),
+        ({"data": {"split": [0.8, float("nan"), 0.1]}}, "'data.split[1]' must be a finite number"),
+        (
+            {"promote": {"margin": float("inf")}},
+            "'promote.margin' must be a finite number, got inf",
+        ),
+        ({"register": {"alias": "latest"}}, "'register.alias' is 'latest'; MLflow reserves"),
+        ({"register": {"alias": "v3"}}, "'register.alias' is 'v3'; MLflow reserves"),
+        ({"register": {"alias": "my alias"}}, "allows letters, digits, '_' and '-' only"),
+        ({"model_options": {"dnn": 5}}, "'model_options.dnn' must be a mapping, got 5"),
+    ],
+)
+def test_values_that_would_fail_later_fail_at_load_time(raw: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"models": ["htlnet", "dnn"], **raw}, source="exp.yaml")
+    assert str(info.value).startswith("exp.yaml: ") and message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_cuda_without_a_cuda_device_is_refused() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="'train.device' is 'cuda' but this machine has no CUDA"):
+        check(config_from_dict({"train": {"device": "cuda"}}), "exp.yaml")
+
+
+def test_an_unreachable_tracking_server_stops_the_run_before_any_step(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import free_port, write_config
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    path = write_config(tmp_path, {"tracking": {"uri": uri}})
+    htl = Path(sys.executable).with_name("htl")
+    proc = subprocess.run([str(htl), "run", "--config", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert f"htl: error: {path}: 'tracking.uri' {uri} does not answer" in proc.stderr
+    assert not (tmp_path / "work").exists()  # nothing was started

@@ -4,6 +4,7 @@ a file and the pipeline's first task on its parameter, so a bad entry stops befo
 
 from __future__ import annotations
 
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,14 @@ def check(config: ExperimentConfig, source: str = "<config>") -> ExperimentConfi
                 f"{source}: 'promote.thresholds.{key}' is not '<task>/<metric>' with a metric "
                 f"of {directional}{did_you_mean(metric, directional)}"
             )
+    if config.train.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"{source}: 'train.device' is 'cuda' but this machine has no CUDA device; "
+                "use auto (CUDA when present) or cpu"
+            )
     tunable = tunable_keys()
     unknown = [k for k in config.hpo.fixed if k not in tunable]
     if unknown:
@@ -48,6 +57,21 @@ def check(config: ExperimentConfig, source: str = "<config>") -> ExperimentConfi
             f"tunable: {sorted(tunable)}"
         )
     return config
+
+
+def check_tracking_reachable(config: ExperimentConfig, source: str = "<config>") -> None:
+    """A tracking server that does not answer stops a run before its first step."""
+    uri = config.tracking_uri
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10) as response:
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except OSError as exc:  # URLError, timeouts, refused connections
+        problem = str(getattr(exc, "reason", exc))
+    raise ConfigError(f"{source}: 'tracking.uri' {uri} does not answer ({problem})")
 
 
 def load_checked(path: str | Path, overrides: Any = ()) -> ExperimentConfig:

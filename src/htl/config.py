@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -41,11 +42,16 @@ class Range:
 
     def __str__(self) -> str:
         if self.high is None:
-            return f"{'>' if self.open_low else '>='} {self.low:g}"
+            return f"{'>' if self.open_low else '>='} {_number(self.low)}"
         left, right = "(["[not self.open_low], ")]"[not self.open_high]
-        return f"in {left}{self.low:g}, {self.high:g}{right}"
+        return f"in {left}{_number(self.low)}, {_number(self.high)}{right}"
 
 
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+SEED_MAX = 2**32 - 1  # numpy's and torch's seeds alike
 POSITIVE = Range(0, open_low=True)
 NON_NEGATIVE = Range(0)
 AT_LEAST_1 = Range(1)
@@ -206,7 +212,7 @@ class ExperimentConfig:
     name: str = "htl"
     workdir: str = ".htl"
     models: tuple[str, ...] = ("htlnet", "shared_bottom", "dnn")
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[Annotated[int, Range(0, SEED_MAX)], ...] = (0, 1, 2)
     model_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -251,6 +257,7 @@ class ExperimentConfig:
 
 ENTRY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 GATED_ALIASES = ("champion", "previous-champion")  # moved by `htl promote` alone
+ALIAS = re.compile(r"[\w-]{1,255}")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -379,6 +386,8 @@ def coerce(hint: Any, value: Any, where: str, source: str = "") -> Any:
             raise ConfigError(_at(source, f"'{where}' must be a mapping, got {value!r}"))
         return {str(k): coerce(args[1], v, _join(where, k), source) for k, v in value.items()}
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(_at(source, f"'{where}' must be a finite number, got {value!r}"))
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
@@ -424,6 +433,12 @@ def _validate(config: ExperimentConfig, source: str) -> None:
             raise ConfigError(
                 f"{source}: '{name}' is {value!r}, which is not in 'models' {list(config.models)}"
             )
+    alias = config.register.alias
+    if not ALIAS.fullmatch(alias) or alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
+        raise ConfigError(
+            f"{source}: 'register.alias' is {alias!r}; MLflow reserves 'latest' and 'v<number>' "
+            "and allows letters, digits, '_' and '-' only"
+        )
     if config.register.alias in GATED_ALIASES:
         raise ConfigError(
             f"{source}: 'register.alias' is {config.register.alias!r}; only `htl promote` moves "
