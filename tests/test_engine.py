@@ -186,3 +186,53 @@ def test_log1p_core_trains_on_the_log_scale_and_reports_the_raw_scale(tmp_path: 
     train_model(tmp_path / "splits", "dnn", 0, params, tmp_path / "model")
     model = load_model(tmp_path / "model")
     assert model.tasks.core_transform == "log1p"
+
+
+SAVER = """
+import sys, torch
+from htl.gradients import SummedGradient
+from htl.models.registry import build_model
+from htl.tasks import TaskSpec
+from htl.train import _save_checkpoint, _TrainingState
+
+torch.manual_seed(int(sys.argv[2]))
+model = build_model("htlnet", [50, 60, 70], 16, TaskSpec(("a", "b"), "c"))
+optimizer = torch.optim.Adam(model.parameters())
+state = _TrainingState(best_state=model.state_dict(), epoch=int(sys.argv[2]))
+for _ in range(40):
+    _save_checkpoint(sys.argv[1], "k", state, model, optimizer, SummedGradient(),
+                     torch.Generator().manual_seed(0))
+"""
+
+
+def test_two_writers_of_one_checkpoint_never_fail_and_every_load_is_whole(tmp_path: Path) -> None:
+    path = tmp_path / "ckpt" / "run.pt"
+    writers = [
+        subprocess.Popen([sys.executable, "-c", SAVER, str(path), str(i)], stderr=subprocess.PIPE)
+        for i in (1, 2)
+    ]
+    loads = 0
+    while any(w.poll() is None for w in writers):
+        if path.exists():
+            payload = torch.load(path, weights_only=True)  # never a torn or missing file
+            assert payload["key"] == "k" and payload["state"]["epoch"] in (1, 2)
+            loads += 1
+    assert [w.wait() for w in writers] == [0, 0], [w.stderr.read()[-2000:] for w in writers]
+    assert loads > 0
+    assert [p.name for p in path.parent.iterdir()] == ["run.pt"]  # no temporary file left
+
+
+def test_a_torn_checkpoint_is_set_aside_and_training_starts_afresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoint = tmp_path / "run.pt"
+    with pytest.raises(Interrupt):
+        trained("dnn", {}, checkpoint, stop=2)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])  # torn mid-write by a crash
+    _, result = trained("dnn", {}, checkpoint)
+    _, expected = trained("dnn", {}, None)
+    assert result.resumed_from == 0 and len(result.history) == 5
+    assert without_times(result.history) == without_times(expected.history)
+    (aside,) = tmp_path.glob("run.pt.unreadable-*")
+    assert aside.stat().st_size == 1000
+    assert "cannot be read" in caplog.text and "starting afresh" in caplog.text

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -398,3 +400,21 @@ def test_synthetic_profiles_scale_from_1k_rows(tmp_path: Path) -> None:
         assert card["rows"] == 1000 and card["table1"]["dataset"] == TABLE1[profile].name
         markdown = (tmp_path / profile / "splits" / "data_card.md").read_text()
         assert f"Against the paper's Table 1 ({TABLE1[profile].name})" in markdown
+
+
+def test_a_killed_writers_leftovers_are_swept_at_the_next_write(tmp_path: Path) -> None:
+    from htl.storage import STALE_AFTER_S, atomic_directory, atomic_write_text
+
+    stale, fresh = tmp_path / ".card.md.tmp-dead", tmp_path / ".card.md.tmp-live"
+    stale.write_text("left by a SIGKILL")
+    fresh.write_text("another writer, still at work")
+    old = time.time() - STALE_AFTER_S - 60
+    os.utime(stale, (old, old))
+    atomic_write_text(tmp_path / "card.md", "whole")
+    assert (tmp_path / "card.md").read_text() == "whole"
+    assert not stale.exists() and fresh.exists()
+    (tmp_path / ".out.tmp-dead").mkdir()
+    os.utime(tmp_path / ".out.tmp-dead", (old, old))
+    with atomic_directory(tmp_path / "out") as tmp:
+        (tmp / "x").write_text("1")
+    assert not (tmp_path / ".out.tmp-dead").exists() and (tmp_path / "out" / "x").exists()

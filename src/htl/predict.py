@@ -4,10 +4,10 @@ Parquet file whole (a temporary file, then a rename or a single upload to gs://)
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pyarrow as pa
@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from htl.data.io import count_rows, expand, read_chunks
 from htl.errors import DataError
-from htl.storage import gcs_upload, is_gcs
+from htl.storage import atomic_file, gcs_upload, is_gcs
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +35,20 @@ def predict_table(
     Returns the number of rows written."""
     model = mlflow.pyfunc.load_model(model_uri)
     files = expand(input_uri)
+    if is_gcs(output_uri):
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = _score(model, files, Path(tmp) / "scores.parquet", chunk_rows, keep)
+            gcs_upload(Path(tmp) / "scores.parquet", output_uri)
+    else:
+        with atomic_file(output_uri) as tmp:
+            rows = _score(model, files, tmp, chunk_rows, keep)
+    log.info("scored %d rows with %s into %s", rows, model_uri, output_uri)
+    return rows
+
+
+def _score(model: Any, files: list[str], out: Path, chunk_rows: int, keep: Sequence[str]) -> int:
     totals = [count_rows(f) for f in files]
     total = None if None in totals else sum(t for t in totals if t is not None)
-    target = Path(output_uri) if not is_gcs(output_uri) else None
-    directory = target.parent if target is not None else None
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".predict-", suffix=".parquet.tmp", dir=directory)
-    os.close(fd)
     rows, writer = 0, None
     try:
         with tqdm(total=total, unit="rows", desc="predict", disable=None) as bar:
@@ -55,21 +61,13 @@ def predict_table(
                     for i, column in enumerate(keep):
                         preds.insert(i, column, chunk[column].to_numpy())
                     table = pa.Table.from_pandas(preds, preserve_index=False)
-                    writer = writer or pq.ParquetWriter(tmp, table.schema)
+                    writer = writer or pq.ParquetWriter(out, table.schema)
                     writer.write_table(table)
                     rows += len(chunk)
                     bar.update(len(chunk))
-        if writer is None:
-            raise DataError(f"{input_uri}: no rows to score")
-        writer.close()
-        writer = None
-        if target is not None:
-            os.replace(tmp, target)
-        else:
-            gcs_upload(tmp, output_uri)
     finally:
         if writer is not None:
             writer.close()
-        Path(tmp).unlink(missing_ok=True)
-    log.info("scored %d rows with %s into %s", rows, model_uri, output_uri)
+    if writer is None:
+        raise DataError(f"{files[0]}: no rows to score")
     return rows

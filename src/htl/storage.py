@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,12 +19,43 @@ from typing import IO, Any
 
 from htl.errors import DataError
 
+#: A temporary sibling older than this is a killed writer's leftover, removed by the next write.
+STALE_AFTER_S = 3600
+
+
+def _sweep(target: Path) -> None:
+    """Remove the stale temporary siblings (`.<name>.tmp-*`) that killed writers left."""
+    for leftover in target.parent.glob(f".{target.name}.tmp-*"):
+        try:
+            if time.time() - leftover.stat().st_mtime > STALE_AFTER_S:
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        except FileNotFoundError:  # another writer swept it first
+            pass
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling path, unique to this writer, renamed to `path` if the block
+    succeeds: concurrent writers never share a temporary name, and a reader sees a whole file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(target)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
 
 @contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling directory that replaces `path` only if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _sweep(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
@@ -37,16 +69,8 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a text file through a temporary name and a rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_json(path: str | Path, data: Any) -> None:

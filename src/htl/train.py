@@ -34,6 +34,7 @@ from htl.losses import predictions, task_losses
 from htl.metrics import evaluate_predictions
 from htl.models.base import MultiTaskModel
 from htl.models.registry import resolve
+from htl.storage import atomic_file
 from htl.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -305,16 +306,22 @@ def _save_checkpoint(
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:  # a name of this writer's own; stale ones are swept
+        torch.save(payload, tmp)
 
 
 def _load_checkpoint(path: str | Path, key: str) -> dict[str, Any] | None:
     path = Path(path)
     if not path.is_file():
         return None
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file: torch raises several types
+        aside = path.with_name(f"{path.name}.unreadable-{int(time.time())}")
+        os.replace(path, aside)
+        log.warning("checkpoint %s cannot be read (%s); set aside as %s, starting afresh",
+                    path, exc, aside.name)  # fmt: skip
+        return None
     if payload.get("key") != key:
         log.warning("ignoring checkpoint %s: it belongs to another run (key mismatch)", path)
         return None
