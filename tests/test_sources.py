@@ -418,3 +418,53 @@ def test_a_killed_writers_leftovers_are_swept_at_the_next_write(tmp_path: Path) 
     with atomic_directory(tmp_path / "out") as tmp:
         (tmp / "x").write_text("1")
     assert not (tmp_path / ".out.tmp-dead").exists() and (tmp_path / "out" / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragments"),
+    [
+        (lambda t: t.assign(amount=t.amount.where(t.index != 4, 1e300)),
+         ["'amount' has value 1e+300 at row 4, beyond float32"]),
+        (lambda t: t.assign(price=t.price.where(t.index != 6, np.inf)),
+         ["numeric feature 'price' has value inf at row 6"]),
+        (lambda t: t.assign(ts=t.ts.astype(float).where(t.index != 7, np.inf)),
+         ["time column 'ts' has value inf at row 7"]),
+        (lambda t: t.assign(amount=t.amount.astype(object).where(t.index != 11, "abc")),
+         ["'amount' has dtype", "first bad value 'abc' at row 11"]),
+        (lambda t: t.assign(price=t.price.astype(object).where(t.index != 11, "lots")),
+         ["numeric feature 'price'", "first bad value 'lots' at row 11"]),
+    ],
+)  # fmt: skip
+def test_values_are_checked_where_they_enter(tmp_path: Path, mutate, fragments: list[str]) -> None:
+    mutate(event_table(seed=1)).to_csv(tmp_path / "b.csv", index=False)
+    data = DataConfig(source="events", path=str(tmp_path / "b.csv"), events=EVENTS)
+    with pytest.raises(DataError) as info:
+        ingest(data, tmp_path / "out")
+    assert str(info.value).startswith(str(tmp_path / "b.csv"))
+    for fragment in fragments:
+        assert fragment in str(info.value)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_csv_headers_are_read_as_csv(tmp_path: Path) -> None:
+    """A BOM (Excel) and a quoted name with a comma read correctly; a duplicated name and a
+    header alone are refused with the file named."""
+    table = event_table()
+    data = DataConfig(source="events", path=str(tmp_path / "in.csv"), events=EVENTS)
+    expected = read(_write(tmp_path / "plain.csv", table.to_csv(index=False)))
+    _write(tmp_path / "in.csv", table.to_csv(index=False), encoding="utf-8-sig")
+    pd.testing.assert_frame_equal(read(tmp_path / "in.csv"), expected)
+    _write(tmp_path / "in.csv", table.assign(**{"note, free": "x"}).to_csv(index=False))
+    pd.testing.assert_frame_equal(read(tmp_path / "in.csv"), expected)
+    text = table.to_csv(index=False).splitlines()
+    _write(tmp_path / "in.csv", "\n".join([text[0] + ",price", *(r + ",1" for r in text[1:])]))
+    with pytest.raises(DataError, match=r"in.csv: duplicate column names \['price'\]"):
+        ingest(data, tmp_path / "out")
+    _write(tmp_path / "in.csv", text[0] + "\n")
+    with pytest.raises(DataError, match=r"in.csv: no rows \(a header alone\)"):
+        ingest(data, tmp_path / "out")
+
+
+def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_text(text, encoding=encoding)
+    return path

@@ -7,6 +7,7 @@ file it came from.
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import glob
 import gzip
@@ -88,9 +89,13 @@ def read_table(
 ) -> pd.DataFrame:
     """One file as a DataFrame, only `columns` when given (each must be present)."""
     if table_format(uri, fmt) == "parquet":
-        return _read_parquet(uri, columns)
-    _require(uri, columns, csv_header(uri))
-    return next(read_csv_chunks(uri, columns, None, dtype))
+        frame = _read_parquet(uri, columns)
+    else:
+        _require(uri, columns, csv_header(uri))
+        frame = next(read_csv_chunks(uri, columns, None, dtype))
+    if frame.empty:
+        raise DataError(f"{uri}: no rows (a header alone); expected data rows")
+    return frame
 
 
 def _read_parquet(uri: str, columns: Sequence[str] | None) -> pd.DataFrame:
@@ -165,8 +170,8 @@ def csv_header(uri: str) -> list[str]:
 
 def _csv_header(uri: str, raw: IO[bytes]) -> list[str]:
     try:
-        line = _decompressed(raw).readline()
-        return [c.strip().strip('"') for c in line.decode("utf-8").rstrip("\r\n").split(",")]
+        line = _decompressed(raw).readline().decode("utf-8-sig")  # an Excel export's BOM
+        return [c.strip() for c in next(csv.reader([line]), [])]  # quotes, commas in names
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataError(f"{uri}: cannot be read as CSV: {exc}") from exc
 
@@ -180,8 +185,10 @@ def _decompressed(raw: IO[bytes]) -> IO[bytes]:
 
 
 def _require(uri: str, columns: Sequence[str] | None, present: Sequence[str]) -> None:
-    """Every wanted column is there; a missing one is named with its likely misspelling."""
-
+    """Every wanted column is there, once; a missing one is named with its likely misspelling."""
+    twice = sorted({c for c in present if list(present).count(c) > 1} & set(columns or present))
+    if twice:
+        raise DataError(f"{uri}: duplicate column names {twice}; expected each column once")
     for column in columns or []:
         if column not in present:
             close = closest(column, present)

@@ -10,6 +10,8 @@ import pandas as pd
 from htl.data.schema import EventSchema
 from htl.errors import DataError, closest
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 @dataclass(frozen=True)
 class LabelReport:
@@ -33,9 +35,10 @@ def check_columns(frame: pd.DataFrame, schema: EventSchema, where: str) -> None:
             )
     for column in schema.targets:
         if not pd.api.types.is_numeric_dtype(frame[column]):
+            value, row = _first_non_number(frame[column])
             raise DataError(
                 f"{where}: column '{column}' has dtype {frame[column].dtype}; expected numbers "
-                f"(first value {frame[column].iloc[0]!r})"
+                f"(first bad value {value!r} at row {row})"
             )
         values = frame[column].to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values)
@@ -45,6 +48,7 @@ def check_columns(frame: pd.DataFrame, schema: EventSchema, where: str) -> None:
                 f"{where}: column '{column}' has {int(bad.sum())} non-finite values "
                 f"(first at row {row}: {values[row]}); expected finite numbers"
             )
+        _within_float32(values, f"{where}: column '{column}'")
     for column in schema.chain:
         values = frame[column].to_numpy(dtype=np.float64)
         bad = (values != 0) & (values != 1)
@@ -57,23 +61,60 @@ def check_columns(frame: pd.DataFrame, schema: EventSchema, where: str) -> None:
         if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
             frame[column]
         ):
-            first = frame[column].dropna()
+            value, row = _first_non_number(frame[column])
             raise DataError(
                 f"{where}: numeric feature '{column}' has dtype {frame[column].dtype}; expected "
-                f"numbers (first value {first.iloc[0] if len(first) else None!r})"
+                f"numbers (first bad value {value!r} at row {row})"
             )
+        values = frame[column].to_numpy(dtype=np.float64)
+        infinite = np.isinf(values)
+        if infinite.any():
+            row = int(np.flatnonzero(infinite)[0])
+            raise DataError(
+                f"{where}: numeric feature '{column}' has value {values[row]} at row {row}; "
+                "expected finite numbers (a missing value is fine: it encodes as OOV)"
+            )
+        _within_float32(values, f"{where}: numeric feature '{column}'")
     if schema.time and frame[schema.time].isna().any():
         row = int(np.flatnonzero(frame[schema.time].isna().to_numpy())[0])
         raise DataError(
             f"{where}: time column '{schema.time}' is missing at row {row}; expected a time on "
             "every row"
         )
+    if schema.time and pd.api.types.is_float_dtype(frame[schema.time]):
+        times = frame[schema.time].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(times)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{where}: time column '{schema.time}' has value {times[row]} at row {row}; "
+                "expected a finite time"
+            )
     core = frame[schema.core].to_numpy(dtype=np.float64)
     if (core < 0).any():
         row = int(np.flatnonzero(core < 0)[0])
         raise DataError(
             f"{where}: column '{schema.core}' has negative value {core[row]} at row {row}; "
             "expected amounts >= 0"
+        )
+
+
+def _first_non_number(column: pd.Series) -> tuple[object, int]:
+    """The first present value that is not a number, and its row."""
+    bad = pd.to_numeric(column, errors="coerce").isna() & column.notna()
+    rows = np.flatnonzero(bad.to_numpy())
+    row = int(rows[0]) if len(rows) else 0
+    return column.iloc[row], row
+
+
+def _within_float32(values: np.ndarray, what: str) -> None:
+    """Finite values that would overflow the float32 they are stored in (1e300 -> inf)."""
+    beyond = np.abs(np.nan_to_num(values)) > FLOAT32_MAX
+    if beyond.any():
+        row = int(np.flatnonzero(beyond)[0])
+        raise DataError(
+            f"{what} has value {values[row]} at row {row}, beyond float32 (|x| <= "
+            f"{FLOAT32_MAX:.3g}), the type it is trained in; expected smaller numbers"
         )
 
 
