@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -75,7 +76,8 @@ def _run(args: argparse.Namespace) -> object:
 
     config = load_checked(args.config, args.set)  # every mistake stops here, before any step
     check_tracking_reachable(config, args.config)
-    run_name = args.run_name or f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_name = args.run_name or f"{config.name}-{stamp}-{secrets.token_hex(2)}"  # unique
     try:
         report = run_locally(config, run_name, args.parallelism)
     except PipelineFailed as exc:  # the failed task's own error is in its log above

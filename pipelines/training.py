@@ -30,8 +30,12 @@ def make_pipeline(default_config: dict[str, Any], parallelism: int = 2, gpu: boo
         name=PIPELINE_NAME,
         description="Hybrid-target MTL: HPO, training, significance, registration.",
     )
-    def training_pipeline(config: dict = default_config, run_name: str = "") -> dsl.Markdown:
-        ingest_task = ingest(config=config, run_name=run_name).set_display_name("ingest")
+    def training_pipeline(
+        config: dict = default_config, run_name: str = "", parent_run_id: str = ""
+    ) -> dsl.Markdown:
+        ingest_task = ingest(
+            config=config, run_name=run_name, parent_run_id=parent_run_id
+        ).set_display_name("ingest")
         parent = ingest_task.outputs["Output"]
         split_task = labels_split(
             config=config, parent_run_id=parent, events=ingest_task.outputs["events"]

@@ -70,7 +70,7 @@ class Record:
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        return parse(cls, read_json(path), source=str(path))
+        return parse(cls, read_json(path), source=str(path), finite=False)
 
 
 @dataclass(frozen=True)

@@ -324,7 +324,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def parse(cls: type, raw: Any, where: str = "", source: str = "") -> Any:
+def parse(cls: type, raw: Any, where: str = "", source: str = "", finite: bool = True) -> Any:
     """A frozen dataclass from plain data: unknown keys get a did-you-mean, every value is
     checked against its type hint (ints become floats where a float is wanted; integral floats
     become ints, as a KFP parameter carries every number as a float). Errors name `where`."""
@@ -338,7 +338,7 @@ def parse(cls: type, raw: Any, where: str = "", source: str = "") -> Any:
             raise ConfigError(
                 _at(source, f"unknown key '{_join(where, key)}'{hint}; expected one of {names}")
             )
-    values = {k: coerce(hints[k], v, _join(where, k), source) for k, v in raw.items()}
+    values = {k: coerce(hints[k], v, _join(where, k), source, finite) for k, v in raw.items()}
     return cls(**values)
 
 
@@ -350,33 +350,36 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else str(key)
 
 
-def coerce(hint: Any, value: Any, where: str, source: str = "") -> Any:
-    """`value` as the type `hint` names, or a ConfigError naming `where`."""
+def coerce(hint: Any, value: Any, where: str, source: str = "", finite: bool = True) -> Any:
+    """`value` as the type `hint` names, or a ConfigError naming `where`; NaN and inf are
+    refused unless `finite` is off (records, where an undefined metric is NaN)."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin is Annotated:
-        value = coerce(args[0], value, where, source)
+        value = coerce(args[0], value, where, source, finite)
         for bound in args[1:]:
             if isinstance(bound, Range) and not bound.holds(value):
                 raise ConfigError(_at(source, f"'{where}' must be {bound}, got {value!r}"))
         return value
     if dataclasses.is_dataclass(hint):
-        return parse(hint, value, where, source)
+        return parse(hint, value, where, source, finite)
     if origin in (types.UnionType, typing.Union):
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return coerce(inner, value, where, source)
+        return coerce(inner, value, where, source, finite)
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             raise ConfigError(_at(source, f"'{where}' must be a list, got {value!r}"))
         if origin is list or args[-1] is Ellipsis:
-            items = [coerce(args[0], v, f"{where}[{i}]", source) for i, v in enumerate(value)]
+            items = [
+                coerce(args[0], v, f"{where}[{i}]", source, finite) for i, v in enumerate(value)
+            ]
             return items if origin is list else tuple(items)
         if len(value) != len(args):
             raise ConfigError(_at(source, f"'{where}' must have {len(args)} items, got {value!r}"))
         return tuple(
-            coerce(a, v, f"{where}[{i}]", source)
+            coerce(a, v, f"{where}[{i}]", source, finite)
             for i, (a, v) in enumerate(zip(args, value, strict=False))
         )
     if origin is dict:
@@ -384,9 +387,11 @@ def coerce(hint: Any, value: Any, where: str, source: str = "") -> Any:
             return {}
         if not isinstance(value, dict):
             raise ConfigError(_at(source, f"'{where}' must be a mapping, got {value!r}"))
-        return {str(k): coerce(args[1], v, _join(where, k), source) for k, v in value.items()}
+        return {
+            str(k): coerce(args[1], v, _join(where, k), source, finite) for k, v in value.items()
+        }
     if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
+        if finite and not math.isfinite(value):
             raise ConfigError(_at(source, f"'{where}' must be a finite number, got {value!r}"))
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():

@@ -24,13 +24,25 @@ def train_jobs(config: ExperimentConfig) -> list[dict[str, Any]]:
     return [{"model": m, "seed": s} for m in config.models for s in config.seeds]
 
 
-def run_ingest(config: ExperimentConfig, out_dir: str | Path, run_name: str | None = None) -> str:
-    """Ingest events and open the pipeline's parent MLflow run; returns its id."""
+def run_ingest(
+    config: ExperimentConfig,
+    out_dir: str | Path,
+    run_name: str | None = None,
+    parent: str | None = None,
+) -> str:
+    """Ingest events and return the pipeline's parent MLflow run id: `parent` when the caller
+    opened it (`htl run`), else a run opened once the data was read, so a bad input leaves no
+    RUNNING run behind."""
     from htl.data.sources import ingest
 
-    parent = tracking.start_pipeline_run(config, run_name)
-    with tracking.step_run(config, parent, "ingest"):
+    try:
         summary = ingest(config.data, out_dir)
+    except BaseException as exc:
+        if parent:
+            tracking.end_run(config, parent, "FAILED", f"step ingest failed: {exc!r}")
+        raise
+    parent = parent or tracking.start_pipeline_run(config, run_name)
+    with tracking.step_run(config, parent, "ingest"):
         tracking.log_metrics(summary)
     return parent
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow
+from filelock import FileLock
 from mlflow.entities import Param
 from mlflow.tracking import MlflowClient
 
@@ -21,10 +24,20 @@ from htl.config import ExperimentConfig, config_to_dict
 
 
 def use_store(config: ExperimentConfig) -> str:
-    """Point MLflow at the config's store and make sure the experiment exists; its id."""
+    """Point MLflow at the config's store and make sure the experiment exists; its id.
+
+    A SQLite store is created (schema migrations) and its experiment made under a file lock,
+    so processes that start at the same moment on a fresh workdir do not race."""
     Path(config.workdir).mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(config.tracking_uri)
     mlflow.set_registry_uri(config.tracking_uri)
+    if not config.tracking_uri.startswith("sqlite:"):
+        return _experiment(config)
+    with FileLock(str(Path(config.workdir) / ".mlflow.lock")):
+        return _experiment(config)
+
+
+def _experiment(config: ExperimentConfig) -> str:
     client = MlflowClient()
     experiment = client.get_experiment_by_name(config.tracking.experiment)
     if experiment is not None:
@@ -37,12 +50,12 @@ def use_store(config: ExperimentConfig) -> str:
 
 
 def start_pipeline_run(config: ExperimentConfig, run_name: str | None = None) -> str:
-    """Create the parent run of one pipeline run and log the whole config; its id."""
+    """Create the parent run of one pipeline run and log the whole config; its id. The host
+    and process that own it are tagged, so a later run can tell a killed one from a live one."""
     experiment_id = use_store(config)
     client = MlflowClient()
-    run = client.create_run(
-        experiment_id, run_name=run_name or config.name, tags={"htl.kind": "pipeline"}
-    )
+    tags = {"htl.kind": "pipeline", "htl.host": socket.gethostname(), "htl.pid": str(os.getpid())}
+    run = client.create_run(experiment_id, run_name=run_name or config.name, tags=tags)
     params = [Param(k, str(v)) for k, v in _flatten(config_to_dict(config)).items()]
     client.log_batch(run.info.run_id, params=params)
     return run.info.run_id
@@ -53,17 +66,58 @@ def end_pipeline_run(config: ExperimentConfig, run_id: str, status: str = "FINIS
     MlflowClient().set_terminated(run_id, status)
 
 
-def fail_pipeline_run(config: ExperimentConfig, run_name: str) -> None:
-    """Mark the still-running pipeline run(s) called `run_name` as FAILED."""
+def end_run(config: ExperimentConfig, run_id: str, status: str, reason: str) -> None:
+    """Close a run that is still RUNNING with `status` and say why (tag `htl.end_reason`)."""
+    use_store(config)
+    client = MlflowClient()
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_tag(run_id, "htl.end_reason", reason[:5000])
+        client.set_terminated(run_id, status)
+
+
+def reconcile_stale_runs(config: ExperimentConfig) -> list[str]:
+    """Close the pipeline runs a killed process left RUNNING on this host (KILLED, with the
+    reason), and their RUNNING step runs; live processes' runs are left alone. Their ids."""
     experiment_id = use_store(config)
     client = MlflowClient()
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.mlflow.runName = '{run_name}' and tags.`htl.kind` = 'pipeline'",
-    )
-    for run in runs:
-        if run.info.status == "RUNNING":
-            client.set_terminated(run.info.run_id, "FAILED")
+    host = socket.gethostname()
+    stale = [
+        run
+        for run in client.search_runs(
+            [experiment_id],
+            filter_string=f"attributes.status = 'RUNNING' and tags.`htl.host` = '{host}'",
+        )
+        if not _alive(int(run.data.tags.get("htl.pid", "0")))
+    ]
+    closed = []
+    for parent in stale:
+        reason = (
+            f"process {parent.data.tags.get('htl.pid')} on {host} ended without closing this run "
+            "(killed); closed by the next run on this workdir"
+        )
+        children = client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"attributes.status = 'RUNNING' and tags.mlflow.parentRunId = "
+                f"'{parent.info.run_id}'"
+            ),
+        )
+        for run in [*children, parent]:
+            end_run(config, run.info.run_id, "KILLED", reason)
+            closed.append(run.info.run_id)
+    return closed
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 @contextmanager
@@ -79,8 +133,13 @@ def step_run(
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     run = MlflowClient().create_run(experiment_id, run_name=name, tags=all_tags)
-    with mlflow.start_run(run_id=run.info.run_id) as active:
-        yield active
+    try:
+        with mlflow.start_run(run_id=run.info.run_id) as active:  # FAILED on an exception
+            yield active
+    except BaseException as exc:
+        if parent_run_id:  # a failed step fails its pipeline run, in the DAG or alone
+            end_run(config, parent_run_id, "FAILED", f"step {name} failed: {exc!r}")
+        raise
 
 
 def find_step_run(config: ExperimentConfig, parent_run_id: str | None, step: str) -> str | None:
