@@ -75,7 +75,20 @@ def test_a_killed_run_is_closed_with_its_reason_by_the_next(tmp_path: Path) -> N
     assert rerun.returncode == 0, out[1][-3000:]
     after = {r.info.run_id: r for r in pipeline_runs(config)}
     assert not [r for r in after.values() if r.info.status == "RUNNING"]
+    (killed_parent,) = [r for r in running if r.data.tags.get("htl.kind") == "pipeline"]
+    (train,) = [r for r in running if r.data.tags.get("htl.step") == "train/dnn/seed0"]
     for run in running:
-        closed = after[run.info.run_id]
-        assert closed.info.status == "KILLED"
-        assert "ended without closing this run (killed)" in closed.data.tags["htl.end_reason"]
+        if run.info.run_id != train.info.run_id:
+            closed = after[run.info.run_id]
+            assert closed.info.status == "KILLED"
+            assert "ended without closing this run (killed)" in closed.data.tags["htl.end_reason"]
+    # the resumed training continued its own run: one run, every epoch, under the rerun
+    resumed = after[train.info.run_id]
+    assert resumed.info.status == "FINISHED" and "htl.end_reason" not in resumed.data.tags
+    assert resumed.data.tags["htl.earlier_parent"] == killed_parent.info.run_id
+    (rerun_parent,) = [r for r in after.values() if r.info.run_name == "rerun"]
+    assert resumed.data.tags["mlflow.parentRunId"] == rerun_parent.info.run_id
+    assert resumed.data.metrics["resumed_from_epoch"] >= 1
+    client = MlflowClient(load_config(config).tracking_uri)
+    history = client.get_metric_history(train.info.run_id, "valid/watch_time/nrmse")
+    assert sorted(h.step for h in history) == list(range(1, 41))

@@ -87,13 +87,15 @@ def run_train(
     parent: str | None,
 ) -> dict[str, Any]:
     """Train one (model, seed) with the params HPO chose, logging every epoch."""
-    from htl.train import train_model
+    from htl.train import checkpoint_location, checkpoint_meta, train_model
 
     params = artifacts.BestParams.load(artifacts.best_params_path(params_dir, model)).params
-    with tracking.step_run(
-        config, parent, f"train/{model}/seed{seed}", {"htl.model": model, "htl.seed": str(seed)}
-    ):
-        tracking.log_params({"model": model, "seed": seed, **asdict(params)})
+    path, key = checkpoint_location(splits_dir, model, seed, params, config.checkpoint_dir)
+    previous = checkpoint_meta(path, key).get("mlflow_run_id")  # a killed attempt's run
+    tags = {"htl.model": model, "htl.seed": str(seed)}
+    with tracking.step_run(config, parent, f"train/{model}/seed{seed}", tags, previous) as run:
+        if previous is None:
+            tracking.log_params({"model": model, "seed": seed, **asdict(params)})
         result = train_model(
             splits_dir,
             model,
@@ -102,6 +104,7 @@ def run_train(
             out_dir,
             on_epoch=lambda epoch, record: tracking.log_metrics(record, step=epoch),
             checkpoint_dir=config.checkpoint_dir,
+            checkpoint_meta={"mlflow_run_id": run.info.run_id},
         )
         tracking.log_metrics(
             {"best_epoch": float(result.best_epoch), "resumed_from_epoch": result.resumed_from}

@@ -18,6 +18,7 @@ from typing import Any
 import mlflow
 from filelock import FileLock
 from mlflow.entities import Param
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from htl.config import ExperimentConfig, config_to_dict
@@ -126,20 +127,40 @@ def step_run(
     parent_run_id: str | None,
     name: str,
     tags: dict[str, str] | None = None,
+    resume: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """A child run of the pipeline run (or a top-level run when there is none) for one step."""
+    """A child run of the pipeline run (or a top-level run when there is none) for one step;
+    `resume` reopens a killed attempt's run (its history continues, under this pipeline run)."""
     experiment_id = use_store(config)
+    client = MlflowClient()
     all_tags = {"htl.step": name, **(tags or {})}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    run = MlflowClient().create_run(experiment_id, run_name=name, tags=all_tags)
+    run_id = _reopen(client, resume, all_tags) if resume else None
+    if run_id is None:
+        run_id = client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
     try:
-        with mlflow.start_run(run_id=run.info.run_id) as active:  # FAILED on an exception
+        with mlflow.start_run(run_id=run_id) as active:  # FAILED on an exception
             yield active
     except BaseException as exc:
         if parent_run_id:  # a failed step fails its pipeline run, in the DAG or alone
             end_run(config, parent_run_id, "FAILED", f"step {name} failed: {exc!r}")
         raise
+
+
+def _reopen(client: MlflowClient, run_id: str, tags: dict[str, str]) -> str | None:
+    """Re-tag a killed attempt's run for this attempt; None when it no longer exists."""
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return None
+    if "mlflow.parentRunId" in run.data.tags and "mlflow.parentRunId" in tags:
+        tags = {**tags, "htl.earlier_parent": run.data.tags["mlflow.parentRunId"]}
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    if "htl.end_reason" in run.data.tags:
+        client.delete_tag(run_id, "htl.end_reason")
+    return run_id
 
 
 def find_step_run(config: ExperimentConfig, parent_run_id: str | None, step: str) -> str | None:

@@ -193,13 +193,14 @@ def fit(
     progress: bool = True,
     checkpoint: str | Path | None = None,
     checkpoint_key: str = "",
+    checkpoint_meta: dict[str, str] | None = None,
 ) -> FitResult:
     """Adam with coupled L2, early stopping on the task spec's selection metric (validation
     core NRMSE), best epoch restored; the gradient strategy is the spec's entry's.
 
     With `checkpoint`, the whole training state is saved after every epoch and a run that
     finds a checkpoint with the same `checkpoint_key` continues from it; the file is removed
-    once training ends.
+    once training ends. `checkpoint_meta` travels in the checkpoint (the tracking run's id).
     """
     device = train.x.device
     torch.manual_seed(seed)
@@ -255,8 +256,9 @@ def fit(
             state.stopped = True
         if checkpoint is not None:
             _save_checkpoint(
-                checkpoint, checkpoint_key, state, model, optimizer, strategy, generator
-            )
+                checkpoint, checkpoint_key, state, model, optimizer, strategy, generator,
+                checkpoint_meta or {},
+            )  # fmt: skip
     model.load_state_dict(state.best_state)
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
@@ -291,12 +293,14 @@ def _save_checkpoint(
     optimizer: torch.optim.Optimizer,
     strategy: GradientStrategy,
     generator: torch.Generator,
+    meta: dict[str, str] | None = None,
 ) -> None:
     """Write the checkpoint to a temporary file, then rename: a kill never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "key": key,
+        "meta": meta or {},
         "state": {k: v for k, v in vars(state).items() if k != "best_state"},
         "best_state": state.best_state,
         "model": model.state_dict(),
@@ -308,6 +312,30 @@ def _save_checkpoint(
     }
     with atomic_file(path) as tmp:  # a name of this writer's own; stale ones are swept
         torch.save(payload, tmp)
+
+
+def checkpoint_location(
+    splits_dir: str | Path,
+    model_name: str,
+    seed: int,
+    params: TrainSpec,
+    checkpoint_dir: str | Path,
+) -> tuple[Path, str]:
+    """Where a (model, seed, params, splits) run keeps its checkpoint, and its key: a digest of
+    everything that makes the checkpoint valid for it (row counts from the Parquet footers)."""
+    import pyarrow.parquet as pq
+
+    encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
+    rows = [pq.ParquetFile(split_path(splits_dir, s)).metadata.num_rows for s in ("train", "valid")]
+    settings = {k: v for k, v in asdict(params).items() if k != "checkpoint_dir"}
+    key = checkpoint_key(model_name, seed, settings, encoder.to_json(), *rows)
+    return Path(checkpoint_dir) / f"{model_name}-seed{seed}-{key}.pt", key
+
+
+def checkpoint_meta(path: str | Path, key: str) -> dict[str, str]:
+    """What a resumable checkpoint at `path` carries besides the state (empty when none)."""
+    payload = _load_checkpoint(path, key)
+    return dict(payload.get("meta", {})) if payload is not None else {}
 
 
 def _load_checkpoint(path: str | Path, key: str) -> dict[str, Any] | None:
@@ -353,6 +381,7 @@ def train_model(
     out_dir: str | Path,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     checkpoint_dir: str | Path | None = None,
+    checkpoint_meta: dict[str, str] | None = None,
 ) -> FitResult:
     """Train one (model, seed) on the splits and write the model directory atomically.
 
@@ -364,16 +393,12 @@ def train_model(
     torch.manual_seed(seed)
     cardinalities = data.encoder.cardinalities
     model = recipe.build(cardinalities, params.embed_dim, data.tasks).to(data.device)
-    settings = {k: v for k, v in asdict(params).items() if k != "checkpoint_dir"}
-    key = checkpoint_key(
-        model_name, seed, settings, data.encoder.to_json(), len(data.train), len(data.valid)
-    )
-    checkpoint = None
+    checkpoint, key = None, ""
     if checkpoint_dir is not None:
-        checkpoint = Path(checkpoint_dir) / f"{model_name}-seed{seed}-{key}.pt"
+        checkpoint, key = checkpoint_location(splits_dir, model_name, seed, params, checkpoint_dir)
     result = fit(
         model, data.train, data.valid, params, seed, on_epoch=on_epoch, checkpoint=checkpoint,
-        checkpoint_key=key,
+        checkpoint_key=key, checkpoint_meta=checkpoint_meta,
     )  # fmt: skip
     spec = ModelSpec(
         model=model_name,
