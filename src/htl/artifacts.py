@@ -33,6 +33,7 @@ DATA_CARD_MD = "data_card.md"
 # train -> evaluate, register
 MODEL_WEIGHTS_FILE = "model.pt"
 MODEL_SPEC_FILE = "model.json"
+DIVERGED_FILE = "diverged.json"  # instead of the model, under train.on_divergence: report
 # evaluate -> significance
 PREDICTIONS_FILE = "predictions.parquet"
 METRICS_FILE = "metrics.json"
@@ -104,9 +105,18 @@ class ModelSpec(Record):
 
 
 @dataclass(frozen=True)
+class Diverged(Record):
+    """diverged.json: a (model, seed) whose training diverged, kept out of the comparison."""
+
+    model: str
+    seed: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class MetricsRecord(Record):
     """metrics.json: one (model, seed) scored on a split, with the trivial references and the
-    training history the report's figures read."""
+    training history the report's figures read; `diverged` says why there are no metrics."""
 
     model: str
     architecture: str
@@ -117,6 +127,7 @@ class MetricsRecord(Record):
     metrics: dict[str, float]
     references: dict[str, dict[str, float]]
     history: list[dict[str, float]] = field(default_factory=list)
+    diverged: str = ""
 
 
 def save_model(

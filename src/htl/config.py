@@ -122,6 +122,7 @@ class TrainConfig:
     core_loss: Literal["mse", "ziln"] = "mse"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     checkpoint_dir: str | None = None  # default: <workdir>/checkpoints; one file per run
+    on_divergence: Literal["fail", "report"] = "fail"  # report: the DAG goes on without it
 
 
 #: HPO's grid for the training settings of every model (Table 6).

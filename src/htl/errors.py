@@ -14,8 +14,12 @@ class DataError(ValueError):
     """Input data that cannot be used, with the file, column and value that are wrong."""
 
 
+class TrainingDiverged(RuntimeError):
+    """A training whose validation metric stopped being finite, with model, seed, epoch, params."""
+
+
 #: What the CLI reports as one line (exit code 2) instead of a traceback.
-USER_ERRORS = (ConfigError, DataError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, FileNotFoundError, TrainingDiverged)
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:

@@ -70,12 +70,16 @@ def pick_model_dir(model_dirs: list[str | Path], model: str) -> Path:
     """The seed of `model` with the best value of the selection metric on validation."""
     candidates = []
     for d in model_dirs:
+        if not (Path(d) / MODEL_SPEC_FILE).is_file():
+            continue  # a diverged training left no model
         spec = ModelSpec.load(Path(d) / MODEL_SPEC_FILE)
         if spec.model == model:
             value = spec.best_valid[spec.tasks.selection_metric]
             candidates.append((value, spec.seed, Path(d)))
     if not candidates:
-        raise ValueError(f"no trained '{model}' among {len(model_dirs)} model directories")
+        raise ValueError(
+            f"no trained '{model}' among {len(model_dirs)} model directories (every seed diverged?)"
+        )
     return min(candidates)[2]
 
 

@@ -77,9 +77,14 @@ def build_report(
     out_dir: str | Path,
     order: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Aggregate the records, run the t-tests, write every format and figure atomically."""
+    """Aggregate the records, run the t-tests, write every format and figure atomically.
+
+    Records of diverged trainings (`diverged` set) stay out of the table and the tests; the
+    report lists them, and the tests' seed counts show what each model kept."""
+    diverged = [r for r in records if r.get("diverged")]
+    records = [r for r in records if not r.get("diverged")]
     if not records:
-        raise ValueError("no metric records to report on")
+        raise ValueError(f"no metric records to report on ({len(diverged)} runs diverged)")
     values = collect(records)
     summary = summarize(values)
     comparisons = compare(values, reference, test)
@@ -104,6 +109,10 @@ def build_report(
         "references": records[0].get("references", {}),
         "comparisons": [{**asdict(c), "verdict": c.verdict(alpha)} for c in comparisons],
     }
+    if diverged:
+        result["diverged"] = [
+            {"model": r["model"], "seed": r["seed"], "reason": r["diverged"]} for r in diverged
+        ]
     with atomic_directory(out_dir) as tmp:
         figures = [
             name
@@ -121,9 +130,8 @@ def build_report(
             )
             if made
         ]  # fmt: skip
-        atomic_write_text(
-            tmp / REPORT_MD, render_markdown(table, comparisons, reference, alpha, title, caption)
-        )
+        markdown = render_markdown(table, comparisons, reference, alpha, title, caption)
+        atomic_write_text(tmp / REPORT_MD, markdown + _diverged_markdown(diverged))
         atomic_write_text(tmp / REPORT_HTML, render_html(table, title, caption, figures))
         atomic_write_text(tmp / RESULTS_CSV, render_csv(table))
         write_json(tmp / RESULTS_JSON, _finite({**result, "figures": figures}))
@@ -250,14 +258,27 @@ def render_markdown(
             "",
             f"## {reference} vs. the best baseline per metric",
             "",
-            f"| metric | {reference} | best baseline | baseline mean | t | p | {reference} is |",
-            "|---|---|---|---|---|---|---|",
+            f"| metric | {reference} | best baseline | baseline mean | seeds | t | p "
+            f"| {reference} is |",
+            "|---|---|---|---|---|---|---|---|",
         ]
+        cells = {row.metric: row.cells for row in table.rows}
         for c in comparisons:
+            seeds = f"{cells[c.metric][c.reference].n}/{cells[c.metric][c.baseline].n}"
             lines.append(
                 f"| {c.metric} | {c.reference_mean:.4f} | {c.baseline} | {c.baseline_mean:.4f} "
-                f"| {c.t:.3f} | {c.p:.4f} | {c.verdict(alpha)} |"
+                f"| {seeds} | {c.t:.3f} | {c.p:.4f} | {c.verdict(alpha)} |"
             )
+    return "\n".join(lines) + "\n"
+
+
+def _diverged_markdown(diverged: list[dict[str, Any]]) -> str:
+    """The runs left out because their training diverged (`train.on_divergence: report`)."""
+    if not diverged:
+        return ""
+    lines = ["", "## Diverged trainings, not in the table or the tests", ""]
+    lines += ["| model | seed | why |", "|---|---|---|"]
+    lines += [f"| {r['model']} | {r['seed']} | {r['diverged']} |" for r in diverged]
     return "\n".join(lines) + "\n"
 
 

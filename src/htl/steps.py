@@ -86,7 +86,11 @@ def run_train(
     out_dir: str | Path,
     parent: str | None,
 ) -> dict[str, Any]:
-    """Train one (model, seed) with the params HPO chose, logging every epoch."""
+    """Train one (model, seed) with the params HPO chose, logging every epoch. A diverging
+    training fails the step (`train.on_divergence: fail`) or leaves `diverged.json` in place of
+    the model for the report to list (`report`)."""
+    from htl.errors import TrainingDiverged
+    from htl.storage import atomic_directory
     from htl.train import checkpoint_location, checkpoint_meta, train_model
 
     params = artifacts.BestParams.load(artifacts.best_params_path(params_dir, model)).params
@@ -96,16 +100,24 @@ def run_train(
     with tracking.step_run(config, parent, f"train/{model}/seed{seed}", tags, previous) as run:
         if previous is None:
             tracking.log_params({"model": model, "seed": seed, **asdict(params)})
-        result = train_model(
-            splits_dir,
-            model,
-            seed,
-            params,
-            out_dir,
-            on_epoch=lambda epoch, record: tracking.log_metrics(record, step=epoch),
-            checkpoint_dir=config.checkpoint_dir,
-            checkpoint_meta={"mlflow_run_id": run.info.run_id},
-        )
+        try:
+            result = train_model(
+                splits_dir,
+                model,
+                seed,
+                params,
+                out_dir,
+                on_epoch=lambda epoch, record: tracking.log_metrics(record, step=epoch),
+                checkpoint_dir=config.checkpoint_dir,
+                checkpoint_meta={"mlflow_run_id": run.info.run_id},
+            )
+        except TrainingDiverged as exc:
+            if config.train.on_divergence == "fail":
+                raise
+            tracking.set_tags({"htl.diverged": str(exc)[:5000]})
+            with atomic_directory(out_dir) as tmp:
+                artifacts.Diverged(model, seed, str(exc)).save(tmp / artifacts.DIVERGED_FILE)
+            return {"model": model, "seed": seed, "diverged": str(exc)}
         tracking.log_metrics(
             {"best_epoch": float(result.best_epoch), "resumed_from_epoch": result.resumed_from}
         )
@@ -120,7 +132,15 @@ def run_evaluate(
     parent: str | None,
 ) -> dict[str, Any]:
     from htl.evaluate import evaluate_model
+    from htl.storage import atomic_directory
 
+    diverged = Path(model_dir) / artifacts.DIVERGED_FILE
+    if diverged.is_file():  # nothing to score; the record carries the reason to the report
+        d = artifacts.Diverged.load(diverged)
+        record = artifacts.MetricsRecord(d.model, "", d.seed, "test", 0, {}, {}, {}, [], d.reason)
+        with atomic_directory(out_dir) as tmp:
+            record.save(tmp / artifacts.METRICS_FILE)
+        return record.to_json()
     spec = artifacts.ModelSpec.load(Path(model_dir) / artifacts.MODEL_SPEC_FILE)
     tags = {"htl.model": spec.model, "htl.seed": str(spec.seed)}
     with tracking.step_run(config, parent, f"evaluate/{spec.model}/seed{spec.seed}", tags):

@@ -197,6 +197,10 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
+def set_tags(tags: dict[str, str]) -> None:
+    mlflow.set_tags(tags)
+
+
 def log_params(params: dict[str, Any]) -> None:
     mlflow.log_params(_flatten(params))
 

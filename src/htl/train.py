@@ -29,6 +29,7 @@ from tqdm import tqdm
 from htl.artifacts import FEATURES_FILE, ModelSpec, save_model, split_path
 from htl.config import TrainSpec
 from htl.data.features import FeatureEncoder
+from htl.errors import TrainingDiverged
 from htl.gradients import GradientStrategy
 from htl.losses import predictions, task_losses
 from htl.metrics import evaluate_predictions
@@ -396,10 +397,18 @@ def train_model(
     checkpoint, key = None, ""
     if checkpoint_dir is not None:
         checkpoint, key = checkpoint_location(splits_dir, model_name, seed, params, checkpoint_dir)
-    result = fit(
-        model, data.train, data.valid, params, seed, on_epoch=on_epoch, checkpoint=checkpoint,
-        checkpoint_key=key, checkpoint_meta=checkpoint_meta,
-    )  # fmt: skip
+    try:
+        result = fit(
+            model, data.train, data.valid, params, seed, on_epoch=on_epoch,
+            checkpoint=checkpoint, checkpoint_key=key, checkpoint_meta=checkpoint_meta,
+        )  # fmt: skip
+    except FloatingPointError as exc:
+        if checkpoint is not None:  # a rerun would only diverge again
+            checkpoint.unlink(missing_ok=True)
+        tuned = {k: getattr(params, k) for k in ("lr", "batch_size", "l2", "embed_dim")}
+        raise TrainingDiverged(
+            f"{model_name} seed {seed} diverged: {exc}; params {tuned | params.options}"
+        ) from exc
     spec = ModelSpec(
         model=model_name,
         architecture=params.architecture,
