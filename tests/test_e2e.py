@@ -136,6 +136,7 @@ def test_report(finished_run: dict) -> None:
 def test_mlflow_runs_and_registry(finished_run: dict) -> None:
     config = finished_run["config"]
     mlflow.set_tracking_uri(config.tracking_uri)
+    mlflow.set_registry_uri(config.tracking_uri)  # other tests' steps set theirs in-process
     client = MlflowClient(config.tracking_uri, config.tracking_uri)
     experiment = client.get_experiment_by_name("tiny")
     assert experiment.artifact_location.startswith("file://")

@@ -463,6 +463,7 @@ def test_csv_headers_are_read_as_csv(tmp_path: Path) -> None:
     _write(tmp_path / "in.csv", text[0] + "\n")
     with pytest.raises(DataError, match=r"in.csv: no rows \(a header alone\)"):
         ingest(data, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))  # nothing written
 
 
 def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
