@@ -151,8 +151,11 @@ def test_two_promotions_at_once_leave_the_better_model_champion(
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outputs]
     client = MlflowClient(mlflow_server, mlflow_server)
     assert int(client.get_model_version_by_alias("race", "champion").version) == versions["good"]
+    # the fair model either lost the race outright or held @champion until the good one,
+    # deciding against it, displaced it
     fair = client.get_model_version("race", str(versions["fair"]))
-    assert fair.tags["validation_status"] == "rejected"
+    previous = client.get_registered_model("race").aliases.get("previous-champion")
+    assert fair.tags["validation_status"] == "rejected" or int(previous) == versions["fair"]
 
 
 def test_register_alias_champion_is_refused_at_load_time() -> None:
