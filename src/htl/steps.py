@@ -100,6 +100,14 @@ def run_train(
     with tracking.step_run(config, parent, f"train/{model}/seed{seed}", tags, previous) as run:
         if previous is None:
             tracking.log_params({"model": model, "seed": seed, **asdict(params)})
+        # a killed attempt may have logged an epoch its last checkpoint does not hold; the
+        # resumed run recomputes it bit for bit, so it is not logged twice
+        logged = tracking.last_step(run.info.run_id, "epoch") if previous else 0
+
+        def log_epoch(epoch: int, record: dict[str, float]) -> None:
+            if epoch > logged:
+                tracking.log_metrics(record, step=epoch)
+
         try:
             result = train_model(
                 splits_dir,
@@ -107,7 +115,7 @@ def run_train(
                 seed,
                 params,
                 out_dir,
-                on_epoch=lambda epoch, record: tracking.log_metrics(record, step=epoch),
+                on_epoch=log_epoch,
                 checkpoint_dir=config.checkpoint_dir,
                 checkpoint_meta={"mlflow_run_id": run.info.run_id},
             )

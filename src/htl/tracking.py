@@ -197,6 +197,12 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
         mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
+def last_step(run_id: str, key: str) -> int:
+    """The highest step at which `key` was logged in a run (0 when never)."""
+    history = MlflowClient().get_metric_history(run_id, key)
+    return max((m.step for m in history), default=0)
+
+
 def set_tags(tags: dict[str, str]) -> None:
     mlflow.set_tags(tags)
 
