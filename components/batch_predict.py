@@ -1,9 +1,9 @@
 """batch_predict: score a table (local or gs://) with a registered model -> one Parquet file."""
 
-from htl.components.images import cpu_component
+from htl.components.images import component
 
 
-@cpu_component
+@component
 def batch_predict(
     model_uri: str, input_uri: str, output_uri: str, tracking_uri: str, chunk_rows: int
 ) -> int:

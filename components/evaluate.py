@@ -2,12 +2,11 @@
 
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
-from htl.components.images import cpu_component
+from htl.components.images import component
 
 
-@cpu_component
+@component
 def evaluate(
-    config: dict,
     job: dict,
     model: Input[Model],
     splits: Input[Dataset],
@@ -20,7 +19,7 @@ def evaluate(
     from htl.steps import run_evaluate
 
     record = run_evaluate(
-        config_from_dict(config), model.path, splits.path, results.path, job["parent_run_id"]
+        config_from_dict(job["config"]), model.path, splits.path, results.path, job["parent_run_id"]
     )
     results.metadata.update({"model": record["model"], "seed": record["seed"]})
     for key, value in record["metrics"].items():

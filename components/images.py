@@ -1,18 +1,33 @@
-"""Container images the components run in on a cluster (set at compile time from the env),
-and the decorators that bind them.
+"""The images the DAG's tasks run in, and the decorator that makes a step a component.
 
-Built from images/Dockerfile: a CPU image for every step, a CUDA image for train and HPO.
-Both already hold kfp and htl, so no component installs anything at start. Locally
-(kfp.local SubprocessRunner) the image is not used: steps run in this interpreter.
+Every component is built on DEFAULT_IMAGE; the pipeline sets each task's image from `Images`
+(`HTL_IMAGE` for every step, `HTL_GPU_IMAGE` for hpo and train under `--gpu`). Both images
+hold kfp and htl (images/Dockerfile), so no component installs anything at start. Locally
+(kfp.local SubprocessRunner) no image is used: steps run in this interpreter.
 """
+
+from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
 
 from kfp import dsl
 
-CPU_IMAGE = os.environ.get("HTL_IMAGE", "localhost/htl:0.1.0")
-GPU_IMAGE = os.environ.get("HTL_GPU_IMAGE", "localhost/htl-cuda:0.1.0")
+DEFAULT_IMAGE = "localhost/htl-cpu:latest"
 
-cpu_component = functools.partial(dsl.component, base_image=CPU_IMAGE, install_kfp_package=False)
-gpu_component = functools.partial(dsl.component, base_image=GPU_IMAGE, install_kfp_package=False)
+component = functools.partial(dsl.component, base_image=DEFAULT_IMAGE, install_kfp_package=False)
+
+
+@dataclass(frozen=True)
+class Images:
+    """Image references: `cpu` for every step, `gpu` for hpo and train on GPU nodes."""
+
+    cpu: str
+    gpu: str
+
+    @classmethod
+    def from_env(cls) -> Images | None:
+        """`HTL_IMAGE` and `HTL_GPU_IMAGE` (default: the CPU image); None when unset."""
+        cpu = os.environ.get("HTL_IMAGE", "")
+        return cls(cpu, os.environ.get("HTL_GPU_IMAGE") or cpu) if cpu else None

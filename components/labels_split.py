@@ -2,10 +2,10 @@
 
 from kfp.dsl import Dataset, Input, Output
 
-from htl.components.images import cpu_component
+from htl.components.images import component
 
 
-@cpu_component
+@component
 def labels_split(
     config: dict, parent_run_id: str, events: Input[Dataset], splits: Output[Dataset]
 ) -> None:

@@ -2,10 +2,10 @@
 
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 
-from htl.components.images import cpu_component
+from htl.components.images import component
 
 
-@cpu_component
+@component
 def promote(
     config: dict,
     parent_run_id: str,

@@ -2,10 +2,10 @@
 
 from kfp.dsl import Artifact, Dataset, Input, Model
 
-from htl.components.images import cpu_component
+from htl.components.images import component
 
 
-@cpu_component
+@component
 def register(
     config: dict,
     parent_run_id: str,

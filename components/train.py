@@ -2,12 +2,11 @@
 
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
-from htl.components.images import gpu_component
+from htl.components.images import component
 
 
-@gpu_component
+@component
 def train(
-    config: dict,
     job: dict,
     splits: Input[Dataset],
     best_params: Input[Artifact],
@@ -18,7 +17,7 @@ def train(
 
     name, seed = str(job["model"]), int(job["seed"])
     summary = run_train(
-        config_from_dict(config),
+        config_from_dict(job["config"]),
         splits.path,
         best_params.path,
         name,

@@ -3,6 +3,7 @@ and figure written."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import math
@@ -133,7 +134,10 @@ def test_figures_are_written_from_the_training_history(tmp_path: Path) -> None:
         "grad_norms.png",
         "epoch_time.png",
     ]
-    assert '<img src="grad_norms.png"' in (tmp_path / "report.html").read_text()
+    page = (tmp_path / "report.html").read_text()
+    embedded = (tmp_path / "grad_norms.png").read_bytes()  # self-contained: the PNG itself
+    assert f'<img src="data:image/png;base64,{base64.b64encode(embedded).decode()}"' in page
+    assert 'alt="grad_norms.png"' in page
 
 
 def test_no_history_means_no_training_figures(tmp_path: Path) -> None:

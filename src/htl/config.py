@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -207,6 +208,50 @@ class SignificanceConfig:
 
 
 @dataclass(frozen=True)
+class TaskResources:
+    """What one compiled task asks of the cluster: requests (and equal limits), a deadline,
+    and retries with exponential backoff (60 s, doubling)."""
+
+    cpu: str = "1"
+    memory: str = "4G"
+    timeout_s: Annotated[int, POSITIVE] = 3600
+    retries: Annotated[int, NON_NEGATIVE] = 0
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """How the compiled pipeline's tasks run on Kubeflow (`htl compile`, `htl submit`); local
+    runs ignore it. GPU settings apply under `--gpu`. With `checkpoint_pvc`, hpo and train
+    mount that claim at CHECKPOINT_MOUNT and keep their checkpoints there, so a retried
+    train resumes where the killed attempt stopped. With `env_secret`, every task gets the
+    secret's keys as environment variables: the STORE_ENV stores the config leaves unset
+    (credentials stay out of the YAML)."""
+
+    pipeline_root: str | None = None  # gs://...; default: the KFP deployment's own
+    steps: TaskResources = field(default_factory=TaskResources)
+    hpo: TaskResources = field(
+        default_factory=lambda: TaskResources("4", "16G", 6 * 3600, retries=2)
+    )
+    train: TaskResources = field(
+        default_factory=lambda: TaskResources("4", "16G", 4 * 3600, retries=2)
+    )
+    gpu_type: str = "nvidia.com/gpu"
+    gpu_toleration: str = "nvidia.com/gpu"  # the taint key GPU nodes carry; "" for none
+    checkpoint_pvc: str | None = None
+    env_secret: str | None = None  # a secret whose keys (MLFLOW_TRACKING_URI, ...) every task gets
+
+
+CHECKPOINT_MOUNT = "/mnt/htl-checkpoints"
+
+#: Where a store not set in the config comes from (the pod's environment on a cluster).
+STORE_ENV = {
+    "tracking.uri": "MLFLOW_TRACKING_URI",
+    "hpo.storage": "HTL_OPTUNA_STORAGE",
+    "train.checkpoint_dir": "HTL_CHECKPOINT_DIR",
+}
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     """One experiment: data, models x seeds, and how to train, tune, track and register."""
 
@@ -222,10 +267,16 @@ class ExperimentConfig:
     register: RegisterConfig = field(default_factory=RegisterConfig)
     promote: PromoteConfig = field(default_factory=PromoteConfig)
     significance: SignificanceConfig = field(default_factory=SignificanceConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
+    # Each store: the config's value, else its STORE_ENV variable, else a file under workdir.
     @property
     def tracking_uri(self) -> str:
-        return self.tracking.uri or f"sqlite:///{Path(self.workdir) / 'mlflow.db'}"
+        return (
+            self.tracking.uri
+            or os.environ.get(STORE_ENV["tracking.uri"])
+            or f"sqlite:///{Path(self.workdir) / 'mlflow.db'}"
+        )
 
     @property
     def artifact_root(self) -> str:
@@ -233,11 +284,19 @@ class ExperimentConfig:
 
     @property
     def optuna_storage(self) -> str:
-        return self.hpo.storage or f"sqlite:///{Path(self.workdir) / 'optuna.db'}"
+        return (
+            self.hpo.storage
+            or os.environ.get(STORE_ENV["hpo.storage"])
+            or f"sqlite:///{Path(self.workdir) / 'optuna.db'}"
+        )
 
     @property
     def checkpoint_dir(self) -> str:
-        return self.train.checkpoint_dir or str(Path(self.workdir) / "checkpoints")
+        return (
+            self.train.checkpoint_dir
+            or os.environ.get(STORE_ENV["train.checkpoint_dir"])
+            or str(Path(self.workdir) / "checkpoints")
+        )
 
     def architecture(self, entry: str) -> str:
         """The registered model an entry of `models` builds: itself, or a variant's `model`."""
@@ -300,6 +359,16 @@ def apply_overrides(raw: Any, overrides: Sequence[str], source: str) -> Any:
                 raise ConfigError(f"{source}: override {item!r}: '{part}' is not a section")
         node[parts[-1]] = value
     return out
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """`override` on top of `base`: mappings merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = deep_merge(base.get(key), value)
+        return merged
+    return copy.deepcopy(override)
 
 
 def config_from_dict(raw: Any, source: str = "<config>") -> ExperimentConfig:

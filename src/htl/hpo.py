@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 
 from htl.artifacts import BestParams, best_params_path
 from htl.config import TRAIN_SEARCH_SPACE, ExperimentConfig, TrainSpec, config_to_dict
@@ -65,6 +66,7 @@ def search(
             params = replace(base.with_tuned(tuned), epochs=config.hpo.epochs)
             recipe = resolve(params.architecture, params.options)
             cardinalities = data.encoder.cardinalities
+            torch.manual_seed(config.hpo.seed)  # the initial weights too: a trial is repeatable
             net = recipe.build(cardinalities, params.embed_dim, data.tasks).to(data.device)
             result = fit(net, data.train, data.valid, params, seed=config.hpo.seed, progress=False)
             return result.best_valid[metric]

@@ -11,6 +11,7 @@ columns and are never ranked.
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import io
@@ -132,7 +133,9 @@ def build_report(
         ]  # fmt: skip
         markdown = render_markdown(table, comparisons, reference, alpha, title, caption)
         atomic_write_text(tmp / REPORT_MD, markdown + _diverged_markdown(diverged))
-        atomic_write_text(tmp / REPORT_HTML, render_html(table, title, caption, figures))
+        atomic_write_text(
+            tmp / REPORT_HTML, render_html(table, title, caption, [tmp / f for f in figures])
+        )
         atomic_write_text(tmp / RESULTS_CSV, render_csv(table))
         write_json(tmp / RESULTS_JSON, _finite({**result, "figures": figures}))
     return result
@@ -282,8 +285,9 @@ def _diverged_markdown(diverged: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_html(table: Table, title: str, caption: str, figures: Sequence[str]) -> str:
-    """A standalone page: the same table with <b>/<u>, then the figures beside it."""
+def render_html(table: Table, title: str, caption: str, figures: Sequence[Path]) -> str:
+    """A self-contained page (figures embedded as data URIs, so the KFP UI shows it whole):
+    the same table with <b>/<u>, then the figures."""
     esc = html.escape
     refs = [REFERENCE_LABELS[r] for r in table.references]
     head = "".join(f"<th>{esc(h)}</th>" for h in ["task", "metric", *table.models, *refs])
@@ -304,7 +308,11 @@ def render_html(table: Table, title: str, caption: str, figures: Sequence[str]) 
         ]
         body.append(f"<tr><td>{esc(row.task)}</td><td>{esc(row.label)}</td>{''.join(cells)}</tr>")
     caption_html = esc(caption).replace("**bold**", "<b>bold</b>").replace("`*`", "<code>*</code>")
-    images = "".join(f'<p><img src="{esc(f)}" alt="{esc(f)}"></p>' for f in figures)
+    images = "".join(
+        f'<p><img src="data:image/png;base64,{base64.b64encode(f.read_bytes()).decode()}" '
+        f'alt="{esc(f.name)}"></p>'
+        for f in figures
+    )
     return (
         '<!doctype html>\n<html><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>"

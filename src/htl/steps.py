@@ -24,11 +24,52 @@ def train_jobs(config: ExperimentConfig) -> list[dict[str, Any]]:
     return [{"model": m, "seed": s} for m in config.models for s in config.seeds]
 
 
+def run_configure(
+    defaults: dict[str, Any], config: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The pipeline run's config: `config`, then `overrides`, deep-merged onto the compiled
+    `defaults` (so a partial parameter keeps the rest), validated and checked against the
+    registries; inside a Kubernetes pod also checked for a cluster (no store that is a file
+    of one pod). Every later task receives the result."""
+    import os
+
+    from htl.checks import check, check_cluster
+    from htl.config import config_from_dict, config_to_dict, deep_merge
+
+    source = "pipeline parameters 'config' and 'config_overrides'"
+    merged = check(config_from_dict(deep_merge(deep_merge(defaults, config), overrides), source))
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        check_cluster(merged, source)
+    return config_to_dict(merged)
+
+
+def run_finalize(
+    defaults: dict[str, Any],
+    config: dict[str, Any],
+    overrides: dict[str, Any],
+    parent: str,
+    kfp_run_id: str,
+    state: str,
+    error: str,
+) -> list[str]:
+    """The DAG's exit handler: on a failed or cancelled run, close its MLflow pipeline run and
+    the step runs left RUNNING as FAILED. A config too broken to read opened no run."""
+    from htl.config import config_from_dict, deep_merge
+    from htl.errors import ConfigError
+
+    try:
+        merged = config_from_dict(deep_merge(deep_merge(defaults, config), overrides))
+    except ConfigError:
+        return []
+    return tracking.close_pipeline_run(merged, parent, kfp_run_id, state, error)
+
+
 def run_ingest(
     config: ExperimentConfig,
     out_dir: str | Path,
     run_name: str | None = None,
     parent: str | None = None,
+    kfp_run_id: str = "",
 ) -> str:
     """Ingest events and return the pipeline's parent MLflow run id: `parent` when the caller
     opened it (`htl run`), else a run opened once the data was read, so a bad input leaves no
@@ -41,7 +82,7 @@ def run_ingest(
         if parent:
             tracking.end_run(config, parent, "FAILED", f"step ingest failed: {exc!r}")
         raise
-    parent = parent or tracking.start_pipeline_run(config, run_name)
+    parent = parent or tracking.start_pipeline_run(config, run_name, kfp_run_id)
     with tracking.step_run(config, parent, "ingest"):
         tracking.log_metrics(summary)
     return parent

@@ -50,12 +50,17 @@ def _experiment(config: ExperimentConfig) -> str:
     return client.create_experiment(config.tracking.experiment, artifact_location=location)
 
 
-def start_pipeline_run(config: ExperimentConfig, run_name: str | None = None) -> str:
+def start_pipeline_run(
+    config: ExperimentConfig, run_name: str | None = None, kfp_run_id: str = ""
+) -> str:
     """Create the parent run of one pipeline run and log the whole config; its id. The host
-    and process that own it are tagged, so a later run can tell a killed one from a live one."""
+    and process that own it are tagged, so a later run can tell a killed one from a live one,
+    and the KFP run, so the DAG's exit handler finds it."""
     experiment_id = use_store(config)
     client = MlflowClient()
     tags = {"htl.kind": "pipeline", "htl.host": socket.gethostname(), "htl.pid": str(os.getpid())}
+    if kfp_run_id:
+        tags[KFP_RUN_TAG] = kfp_run_id
     run = client.create_run(experiment_id, run_name=run_name or config.name, tags=tags)
     params = [Param(k, str(v)) for k, v in _flatten(config_to_dict(config)).items()]
     client.log_batch(run.info.run_id, params=params)
@@ -74,6 +79,43 @@ def end_run(config: ExperimentConfig, run_id: str, status: str, reason: str) -> 
     if client.get_run(run_id).info.status == "RUNNING":
         client.set_tag(run_id, "htl.end_reason", reason[:5000])
         client.set_terminated(run_id, status)
+
+
+KFP_RUN_TAG = "htl.kfp_run_id"
+
+
+def close_pipeline_run(
+    config: ExperimentConfig, parent_run_id: str, kfp_run_id: str, state: str, error: str
+) -> list[str]:
+    """The DAG's exit handler: when the KFP run did not succeed, mark its pipeline run (by id,
+    or found by its KFP run tag) and every step run still RUNNING under it FAILED, with the
+    KFP state and error as the reason. Their ids."""
+    if state == "SUCCEEDED":
+        return []
+    experiment_id = use_store(config)
+    client = MlflowClient()
+    parents = (
+        [parent_run_id]
+        if parent_run_id
+        else [
+            run.info.run_id
+            for run in client.search_runs(
+                [experiment_id], filter_string=f"tags.`{KFP_RUN_TAG}` = '{kfp_run_id}'"
+            )
+        ]
+    )
+    reason = f"the KFP run {kfp_run_id} ended {state}: {error}".strip().rstrip(":")
+    closed = []
+    for parent in parents:
+        children = client.search_runs(
+            [experiment_id],
+            filter_string=f"attributes.status = 'RUNNING' and tags.mlflow.parentRunId = '{parent}'",
+        )
+        for run_id in [*(c.info.run_id for c in children), parent]:
+            if client.get_run(run_id).info.status == "RUNNING":
+                end_run(config, run_id, "FAILED", reason)
+                closed.append(run_id)
+    return closed
 
 
 def reconcile_stale_runs(config: ExperimentConfig) -> list[str]:
