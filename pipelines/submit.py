@@ -8,6 +8,7 @@ the compiled defaults in the run's first task, so the run keeps every key they l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -35,27 +36,42 @@ class Submitted:
     state: str = ""
 
 
-def read_package(package: str | Path) -> tuple[dict[str, Any], set[str]]:
-    """The config compiled into a pipeline YAML (the `config` parameter's default) and the
-    images its tasks run in."""
+@dataclass(frozen=True)
+class Package:
+    """What a compiled htl-training YAML holds that a submission is checked against."""
+
+    defaults: dict[str, Any]  # the `config` parameter's default
+    images: set[str]
+    env_secret: str | None  # the secret the tasks take their environment from
+
+
+def read_package(package: str | Path) -> Package:
     try:
-        spec = yaml.safe_load(Path(package).read_text())
+        docs = list(yaml.safe_load_all(Path(package).read_text()))  # spec, platform spec
+        spec = docs[0]
         params = spec["root"]["inputDefinitions"]["parameters"]
         images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-        return params["config"]["defaultValue"], images
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        platform = (
+            docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+            if len(docs) > 1
+            else {}
+        )
+        secrets = [s["secretName"] for e in platform.values() for s in e.get("secretAsEnv", [])]
+        return Package(params["config"]["defaultValue"], images, secrets[0] if secrets else None)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, IndexError) as exc:
         raise ConfigError(f"{package}: not an htl-training pipeline YAML ({exc!r})") from exc
 
 
 def check_submission(package: str | Path, overrides: dict[str, Any]) -> None:
     """The run's config as its first task will see it, and the images, checked here first."""
     source = f"{package} with the overrides"
-    defaults, images = read_package(package)
-    local = sorted(i for i in images if i.startswith("localhost/"))
+    compiled = read_package(package)
+    local = sorted(i for i in compiled.images if i.startswith("localhost/"))
     if local:
         raise ConfigError(f"{package}: its tasks run in {local}, images only one machine has")
-    merged = deep_merge(defaults, overrides)
-    check_cluster(check(config_from_dict(merged, source), source), source)
+    config = check(config_from_dict(deep_merge(compiled.defaults, overrides), source), source)
+    cluster = dataclasses.replace(config.cluster, env_secret=compiled.env_secret)
+    check_cluster(dataclasses.replace(config, cluster=cluster), source)
 
 
 def resolve_host(host: str | None) -> str:
@@ -83,18 +99,35 @@ def submit(
     run_name: str,
     enable_caching: bool | None = None,
 ) -> Submitted:
-    """Create a run of `package` in `experiment`; its id and UI address."""
+    """Create a run of `package` in `experiment`; its id and UI address. `enable_caching`
+    False turns caching off in every task; None keeps the compiled settings."""
+    import tempfile
+
     import kfp
 
     client = kfp.Client(host=host)
-    result = client.create_run_from_pipeline_package(
-        str(package),
-        arguments={"config_overrides": overrides, "run_name": run_name},
-        run_name=run_name,
-        experiment_name=experiment,
-        enable_caching=enable_caching,
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        if enable_caching is False:
+            package = without_caching(package, Path(tmp) / "pipeline.yaml")
+        result = client.create_run_from_pipeline_package(
+            str(package),
+            arguments={"config_overrides": overrides, "run_name": run_name},
+            run_name=run_name,
+            experiment_name=experiment,
+        )
     return Submitted(result.run_id, f"{host}/#/runs/details/{result.run_id}")
+
+
+def without_caching(package: str | Path, out: Path) -> Path:
+    """A copy of `package` with caching off in every task of every DAG. (kfp.Client's own
+    `enable_caching=False` reaches only the root DAG's tasks, here the exit handler.)"""
+    spec, *rest = yaml.safe_load_all(Path(package).read_text())
+    dags = [spec["root"], *spec["components"].values()]
+    for dag in dags:
+        for task in dag.get("dag", {}).get("tasks", {}).values():
+            task["cachingOptions"] = {}  # KFP's form of "off": no enableCache
+    out.write_text(yaml.safe_dump_all([spec, *rest], sort_keys=False))
+    return out
 
 
 def wait(host: str, run_id: str, timeout_s: float, poll_s: float = 10.0) -> str:
