@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/demo.yaml
 
-.PHONY: help install demo test test-slow test-gpu lint bench bench-predict bench-data compile mlflow-ui serve constraints clean
+.PHONY: help install demo demo-containers images push test test-slow test-gpu test-containers lint bench bench-predict bench-data compile mlflow-ui serve constraints clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -21,14 +21,32 @@ install: $(STAMP)  ## create .venv and install the pinned dependencies
 demo: $(STAMP)  ## run the whole pipeline locally (kfp.local) on synthetic data
 	$(BIN)/htl run --config $(CONFIG)
 
+demo-containers: $(STAMP)  ## the demo with every step inside the CPU image (podman; builds it if missing)
+	images/with-podman.sh $(BIN)/htl run --config $(CONFIG) --runner docker --image "$$(images/build.sh cpu)"
+
+images: $(STAMP)  ## build the CPU (every step) and CUDA (hpo, train) images: images/build.sh
+	images/build.sh all
+
+TAG ?= $(shell git rev-parse --short=12 HEAD)
+push:  ## push the images built at TAG to REGISTRY: make push REGISTRY=ghcr.io/acme
+	@test -n "$(REGISTRY)" || { echo "make push: set REGISTRY=<registry/namespace>"; exit 2; }
+	for flavor in cpu cuda; do \
+		podman tag localhost/htl-$$flavor:$(TAG) $(REGISTRY)/htl-$$flavor:$(TAG) && \
+		podman push $(REGISTRY)/htl-$$flavor:$(TAG) || exit 1; \
+	done
+	@echo "export HTL_IMAGE=$(REGISTRY)/htl-cpu:$(TAG) HTL_GPU_IMAGE=$(REGISTRY)/htl-cuda:$(TAG)"
+
 test: $(STAMP)  ## run the test suite (fast, CPU)
 	$(BIN)/pytest
 
 test-slow: $(STAMP)  ## run the slow tests too
-	$(BIN)/pytest -m 'not gpu'
+	$(BIN)/pytest -m 'not gpu and not containers'
 
 test-gpu: $(STAMP)  ## run the tests that need a CUDA device
 	$(BIN)/pytest -m gpu
+
+test-containers: $(STAMP)  ## build the CPU image, run the demo DAG in it and in processes, compare
+	images/with-podman.sh $(BIN)/pytest -m containers
 
 lint: $(STAMP)  ## ruff, and the import contracts of docs/architecture.md (import-linter)
 	$(BIN)/ruff check .
@@ -50,8 +68,9 @@ bench-predict: $(STAMP)  ## htl predict on 250k and 1M rows: rows/s and peak mem
 bench-data: $(STAMP)  ## data preparation only: 1M, 5M, 19M rows, time and peak memory
 	$(BIN)/python -m bench.data_prep
 
-compile: $(STAMP)  ## compiled YAML: build/pipeline.yaml (training), build/prediction.yaml
-	$(BIN)/htl compile --config $(CONFIG) --output build/pipeline.yaml
+CLUSTER_CONFIG ?= configs/cluster.yaml
+compile: $(STAMP)  ## build/pipeline.yaml from CLUSTER_CONFIG (needs HTL_IMAGE), build/prediction.yaml
+	$(BIN)/htl compile --config $(CLUSTER_CONFIG) --output build/pipeline.yaml
 	$(BIN)/htl compile --pipeline prediction --output build/prediction.yaml
 
 mlflow-ui: $(STAMP)  ## open the MLflow UI on the local store (http://127.0.0.1:5000)

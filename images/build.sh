@@ -49,6 +49,9 @@ wheels() {  # .whl/cpu: torch's CPU wheel (a local copy if pip finds one, else T
 
 build() {  # flavor base torch_index
   local ref="$REGISTRY/htl-$1:$TAG" args=()
+  if [[ $TAG != *-dirty ]] && has_image "$ref"; then  # a clean tree's image is what it built
+    log "$ref is built"; echo "$ref"; return
+  fi
   [ "$ENGINE" = podman ] && args+=(--isolation chroot)  # no OCI runtime needed for RUN
   [ -n "$PIP_CA" ] && [ -f "$PIP_CA" ] && args+=(--secret "id=pipca,src=$PIP_CA")
   log "building $ref on $2"

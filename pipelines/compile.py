@@ -67,11 +67,12 @@ def compile_pipeline(
     return _write(pipeline, Path(output))
 
 
-def compile_prediction(output: str | Path) -> Path:
-    """Write the `htl-prediction` batch-scoring pipeline's YAML."""
-    from htl.pipelines.prediction import prediction_pipeline
+def compile_prediction(output: str | Path, images: Images | None = None) -> Path:
+    """Write the `htl-prediction` batch-scoring pipeline's YAML, its task in HTL_IMAGE."""
+    from htl.pipelines.prediction import make_prediction_pipeline
 
-    return _write(prediction_pipeline, Path(output))
+    images = check_images(images or Images.from_env(), gpu=False)
+    return _write(make_prediction_pipeline(images), Path(output))
 
 
 def _write(pipeline: object, output: Path) -> Path:

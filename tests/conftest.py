@@ -32,6 +32,14 @@ TINY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_store_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config without stores means files under its workdir: MLflow writes the URI it was
+    last pointed at into MLFLOW_TRACKING_URI, so a test must not inherit another's."""
+    for name in ("MLFLOW_TRACKING_URI", "HTL_OPTUNA_STORAGE", "HTL_CHECKPOINT_DIR"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def write_config(directory: Path, overrides: dict | None = None, name: str = "config.yaml") -> Path:
     """A tiny config under `directory` (its workdir too), with top-level keys overridden."""
     raw = {**TINY, "workdir": str(directory / "work"), **(overrides or {})}

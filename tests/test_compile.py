@@ -301,3 +301,6 @@ def test_prediction_pipeline_compiles_and_parses_strictly(tmp_path: Path) -> Non
     assert parameters["model_uri"]["defaultValue"] == "models:/htl@champion"
     task = compiled["root"]["dag"]["tasks"]["batch-predict"]
     assert task["cachingOptions"] == {}  # caching off: it writes outside the pipeline
+    assert (
+        compiled["deploymentSpec"]["executors"]["exec-batch-predict"]["container"]["image"] == CPU
+    )

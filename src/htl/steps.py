@@ -37,7 +37,8 @@ def run_configure(
     from htl.config import config_from_dict, config_to_dict, deep_merge
 
     source = "pipeline parameters 'config' and 'config_overrides'"
-    merged = check(config_from_dict(deep_merge(deep_merge(defaults, config), overrides), source))
+    merged = config_from_dict(deep_merge(deep_merge(defaults, config), overrides), source)
+    merged = check(merged, source)
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         check_cluster(merged, source)
     return config_to_dict(merged)

@@ -30,8 +30,15 @@ def use_store(config: ExperimentConfig) -> str:
     A SQLite store is created (schema migrations) and its experiment made under a file lock,
     so processes that start at the same moment on a fresh workdir do not race."""
     Path(config.workdir).mkdir(parents=True, exist_ok=True)
+    user_setting = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(config.tracking_uri)
     mlflow.set_registry_uri(config.tracking_uri)
+    # MLflow also writes MLFLOW_TRACKING_URI; put back the user's, which a later config that
+    # leaves tracking.uri unset must see (not the previous config's store)
+    if user_setting is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = user_setting
     if not config.tracking_uri.startswith("sqlite:"):
         return _experiment(config)
     with FileLock(str(Path(config.workdir) / ".mlflow.lock")):
