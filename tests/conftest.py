@@ -32,11 +32,23 @@ TINY = {
 }
 
 
+STORE_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "HTL_OPTUNA_STORAGE",
+                   "HTL_CHECKPOINT_DIR")  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_store_from_the_environment_in_module_fixtures() -> Iterator[None]:
+    """A config without stores means files under its workdir: MLflow writes the URI it was
+    last pointed at into MLFLOW_TRACKING_URI, so no fixture or test may inherit another's."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in STORE_VARIABLES:
+            mp.delenv(name, raising=False)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def no_store_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A config without stores means files under its workdir: MLflow writes the URI it was
-    last pointed at into MLFLOW_TRACKING_URI, so a test must not inherit another's."""
-    for name in ("MLFLOW_TRACKING_URI", "HTL_OPTUNA_STORAGE", "HTL_CHECKPOINT_DIR"):
+    for name in STORE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
 
 

@@ -153,14 +153,12 @@ def _promote(a: argparse.Namespace) -> object:
 
 
 def _predict(a: argparse.Namespace) -> object:
-    import mlflow
-
     from htl.predict import predict_table
 
     if a.config:
-        uri = load_checked(a.config).tracking_uri
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
+        from htl.tracking import point_mlflow
+
+        point_mlflow(load_checked(a.config).tracking_uri)
     rows = predict_table(a.model, a.input, a.output, a.chunk_rows, a.keep)
     return {"rows": rows, "output": a.output}
 

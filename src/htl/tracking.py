@@ -30,19 +30,25 @@ def use_store(config: ExperimentConfig) -> str:
     A SQLite store is created (schema migrations) and its experiment made under a file lock,
     so processes that start at the same moment on a fresh workdir do not race."""
     Path(config.workdir).mkdir(parents=True, exist_ok=True)
-    user_setting = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(config.tracking_uri)
-    mlflow.set_registry_uri(config.tracking_uri)
-    # MLflow also writes MLFLOW_TRACKING_URI; put back the user's, which a later config that
-    # leaves tracking.uri unset must see (not the previous config's store)
-    if user_setting is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = user_setting
+    point_mlflow(config.tracking_uri)
     if not config.tracking_uri.startswith("sqlite:"):
         return _experiment(config)
     with FileLock(str(Path(config.workdir) / ".mlflow.lock")):
         return _experiment(config)
+
+
+def point_mlflow(uri: str) -> None:
+    """Tracking and registry at `uri`. MLflow also writes MLFLOW_TRACKING_URI (and
+    MLFLOW_REGISTRY_URI); the user's values are put back, since a later config that leaves
+    tracking.uri unset must see those, not the previous config's store."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _experiment(config: ExperimentConfig) -> str:
