@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= configs/demo.yaml
 
-.PHONY: help install demo demo-containers images push test test-slow test-gpu test-containers lint bench bench-predict bench-data compile mlflow-ui serve constraints clean
+.PHONY: help install demo demo-containers images push hpo-ui bench-hpo test test-slow test-gpu test-containers lint bench bench-predict bench-data compile mlflow-ui serve constraints clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -61,6 +61,7 @@ $(PEERS)/.installed: bench/requirements-peers.txt
 
 bench: $(STAMP) $(PEERS)/.installed  ## performance benchmarks (ratios measured side by side)
 	PYTHONPATH=$(PEERS) $(BIN)/python -m bench
+	$(BIN)/python -m bench.hpo
 
 bench-predict: $(STAMP)  ## htl predict on 250k and 1M rows: rows/s and peak memory
 	$(BIN)/python -m bench.predict
@@ -73,6 +74,12 @@ compile: $(STAMP)  ## build/pipeline.yaml from CLUSTER_CONFIG (needs HTL_IMAGE),
 	$(BIN)/htl compile --config $(CLUSTER_CONFIG) --output build/pipeline.yaml
 	$(BIN)/htl compile --pipeline prediction --output build/prediction.yaml
 
+hpo-ui: $(STAMP)  ## open optuna-dashboard on the local studies (http://127.0.0.1:8080)
+	$(BIN)/optuna-dashboard sqlite:///$(CURDIR)/.htl/optuna.db --host 127.0.0.1 --port 8080
+
+bench-hpo: $(STAMP)  ## HPO with and without pruning, same budget: wall time and best value
+	$(BIN)/python -m bench.hpo
+
 mlflow-ui: $(STAMP)  ## open the MLflow UI on the local store (http://127.0.0.1:5000)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.htl/mlflow.db \
 		--default-artifact-root $(CURDIR)/.htl/mlartifacts --host 127.0.0.1 --port 5000
@@ -81,7 +88,7 @@ serve: $(STAMP)  ## serve models:/<register.name>@champion on http://127.0.0.1:5
 	$(BIN)/htl serve --config $(CONFIG)
 
 constraints: $(STAMP)  ## re-pin constraints.txt from the current .venv
-	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//' > constraints.txt
+	{ $(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu//'; sed -n '/^# CUDA/,$$p' constraints.txt; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 clean:  ## remove local run outputs (keeps .venv)
 	rm -rf .htl build

@@ -7,6 +7,7 @@ from htl.components.finalize import finalize
 from htl.components.hpo import hpo
 from htl.components.ingest import ingest
 from htl.components.labels_split import labels_split
+from htl.components.plan_training import plan_training
 from htl.components.promote import promote
 from htl.components.register import register
 from htl.components.significance import significance
@@ -20,6 +21,7 @@ __all__ = [
     "hpo",
     "ingest",
     "labels_split",
+    "plan_training",
     "promote",
     "register",
     "significance",

@@ -11,6 +11,7 @@ def significance(
     config: dict,
     parent_run_id: str,
     results: Input[list[Dataset]],
+    studies: Input[Artifact],
     report: Output[Artifact],
     report_markdown: Output[Markdown],
     report_html: Output[HTML],
@@ -28,7 +29,11 @@ def significance(
     from htl.steps import run_significance
 
     markdown = run_significance(
-        config_from_dict(config), [r.path for r in results], report.path, parent_run_id
+        config_from_dict(config),
+        [r.path for r in results],
+        report.path,
+        parent_run_id,
+        studies.path,
     )
     shutil.copyfile(markdown, report_markdown.path)
     shutil.copyfile(Path(report.path) / REPORT_HTML, report_html.path)

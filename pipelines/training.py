@@ -1,5 +1,6 @@
-"""The training DAG: configure -> ingest -> labels_split -> hpo -> (train -> evaluate) per
-model x seed -> significance -> register -> promote, inside an exit handler (finalize).
+"""The training DAG: configure -> ingest -> labels_split -> hpo per model -> plan_training ->
+(train -> evaluate) per model x seed -> significance -> register -> promote, inside an exit
+handler (finalize).
 
 Parameters: `config` (shown whole in the KFP UI) and `config_overrides` are deep-merged onto
 the compiled defaults by `configure`, so a run that changes one key keeps the rest. The fan-out
@@ -22,6 +23,7 @@ from htl.components import (
     hpo,
     ingest,
     labels_split,
+    plan_training,
     promote,
     register,
     significance,
@@ -53,7 +55,7 @@ class Deployment:
 
     def place(self, task: dsl.PipelineTask, step: str) -> dsl.PipelineTask:
         """Image, caching, resources, retries, deadline and GPU of one task."""
-        task.set_display_name(step.replace("_", " + ", 1) if step == "labels_split" else step)
+        task.set_display_name(step.replace("_", " + ") if step == "labels_split" else step)
         if step in SIDE_EFFECTS:
             task.set_caching_options(False)
         on_gpu = self.gpu and step in GPU_STEPS
@@ -136,14 +138,19 @@ def make_pipeline(
                 "labels_split",
             )
             splits = split_task.outputs["splits"]
-            hpo_task = d.place(hpo(config=merged, parent_run_id=parent, splits=splits), "hpo")
-            with dsl.ParallelFor(hpo_task.outputs["Output"], parallelism=parallelism) as job:
+            with dsl.ParallelFor(split_task.outputs["Output"], parallelism=parallelism) as study:
+                hpo_task = d.place(hpo(study=study, splits=splits), "hpo")
+            plan_task = d.place(
+                plan_training(
+                    config=merged,
+                    parent_run_id=parent,
+                    studies=dsl.Collected(hpo_task.outputs["best_params"]),
+                ),
+                "plan_training",
+            )
+            with dsl.ParallelFor(plan_task.outputs["Output"], parallelism=parallelism) as job:
                 train_task = d.place(
-                    train(
-                        job=job,
-                        splits=splits,
-                        best_params=hpo_task.outputs["best_params"],
-                    ),
+                    train(job=job, splits=splits, best_params=plan_task.outputs["best_params"]),
                     "train",
                 )
                 eval_task = d.place(
@@ -155,6 +162,7 @@ def make_pipeline(
                     config=merged,
                     parent_run_id=parent,
                     results=dsl.Collected(eval_task.outputs["results"]),
+                    studies=plan_task.outputs["best_params"],
                 ),
                 "significance",
             )

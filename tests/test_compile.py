@@ -25,6 +25,7 @@ STEPS = {
     "ingest",
     "labels-split",
     "hpo",
+    "plan-training",
     "train",
     "evaluate",
     "significance",
@@ -179,21 +180,32 @@ def test_the_exit_handler_wraps_the_dag(gpu_yaml: tuple[dict, dict, str]) -> Non
         "exit-handler-1"
     )
     inner = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
-    assert {"configure", "ingest", "hpo", "significance", "register", "promote"} <= set(inner)
+    assert {"configure", "ingest", "plan-training", "significance", "register", "promote"} <= set(
+        inner
+    )
 
 
 def test_dag_shape(gpu_yaml: tuple[dict, dict, str]) -> None:
     spec = gpu_yaml[0]
     inner = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
-    loop_name = next(n for n in inner if n.startswith("for-loop"))
+    loops = {
+        name: spec["components"][f"comp-{name}"]["dag"]["tasks"]
+        for name in inner
+        if name.startswith("for-loop")
+    }
+    studies = next(n for n, body in loops.items() if set(body) == {"hpo"})
+    jobs = next(n for n, body in loops.items() if set(body) == {"train", "evaluate"})
     assert inner["promote"]["dependentTasks"] == ["configure", "ingest", "labels-split", "register"]
-    loop = inner[loop_name]
+    # one study per model: the loop runs over labels_split's items, plan_training gathers them
+    assert inner[studies]["parameterIterator"]["items"]["inputParameter"].endswith(
+        "labels-split-Output"
+    )
+    assert studies in inner["plan-training"]["dependentTasks"]
+    loop = inner[jobs]
     assert loop["iteratorPolicy"]["parallelismLimit"] == 3
-    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("hpo-Output")
-    body = spec["components"][f"comp-{loop_name}"]["dag"]["tasks"]
-    assert set(body) == {"train", "evaluate"}
-    assert body["evaluate"]["dependentTasks"] == ["train"]
-    assert loop_name in inner["significance"]["dependentTasks"]  # fan-in after every job
+    assert loop["parameterIterator"]["items"]["inputParameter"].endswith("plan-training-Output")
+    assert loops[jobs]["evaluate"]["dependentTasks"] == ["train"]
+    assert jobs in inner["significance"]["dependentTasks"]  # fan-in after every job
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert set(parameters) == {"config", "config_overrides", "run_name", "parent_run_id"}
     assert parameters["config"]["defaultValue"]["models"] == list(load_config(CLUSTER).models)

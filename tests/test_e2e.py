@@ -75,11 +75,18 @@ def test_ingest_and_splits(finished_run: dict) -> None:
 
 
 def test_hpo_params(finished_run: dict) -> None:
-    params = finished_run["root"] / "hpo" / "best_params"
-    for model in finished_run["config"].models:
+    params = finished_run["root"] / "plan-training" / "best_params"
+    config = finished_run["config"]
+    for model in config.models:
         best = json.loads((params / f"{model}.json").read_text())
         assert best["model"] == model and best["params"]["epochs"] == 2
         assert best["best_valid_nrmse"] > 0 and best["tuned"]
+        study = json.loads((params / f"{model}.study.json").read_text())
+        assert study["finished"] == config.hpo.trials and study["best_value"] > 0
+    # one hpo task per model, and the report lists every study
+    assert len(one(finished_run["root"], "for-loop-*/hpo/best_params/*.study.json")) == 3
+    report = one(finished_run["root"], "significance/report/report.md")[0].read_text()
+    assert "## Hyperparameter search" in report
 
 
 def test_models_and_metrics_per_job(finished_run: dict) -> None:
@@ -148,8 +155,15 @@ def test_mlflow_runs_and_registry(finished_run: dict) -> None:
     names = sorted(r.info.run_name for r in children)
     expected = ["evaluate/" + f"{m}/seed{s}" for m in config.models for s in config.seeds]
     expected += ["train/" + f"{m}/seed{s}" for m in config.models for s in config.seeds]
-    steps = ["ingest", "labels_split", "hpo", "significance", "register", "promote"]
+    steps = ["ingest", "labels_split", "significance", "register", "promote"]
+    steps += [f"hpo/{m}" for m in config.models]  # each with a nested run per trial
     assert names == sorted([*steps, *expected])
+    for study in (r for r in children if r.info.run_name.startswith("hpo/")):
+        trials = client.search_runs(
+            [experiment.experiment_id], f"tags.mlflow.parentRunId = '{study.info.run_id}'"
+        )
+        assert len(trials) == config.hpo.trials
+        assert all(t.data.tags["htl.trial_state"] in ("complete", "pruned") for t in trials)
     train_run = next(r for r in children if r.info.run_name == "train/htlnet/seed0")
     history = client.get_metric_history(train_run.info.run_id, "valid/watch_time/nrmse")
     assert 1 <= len(history) <= 2 and all(math.isfinite(h.value) for h in history)

@@ -18,8 +18,8 @@ from conftest import write_config
 from htl.config import TrainSpec, load_config
 from htl.data.prepare import prepare_splits
 from htl.data.sources import ingest
-from htl.hpo import search
 from htl.models.registry import build_model
+from htl.steps import run_hpo
 from htl.tasks import TaskSpec
 from htl.train import SplitTensors, fit
 
@@ -116,7 +116,7 @@ def test_train_killed_with_sigkill_resumes_and_matches(tmp_path: Path) -> None:
     events, splits, params = tmp_path / "events", tmp_path / "splits", tmp_path / "params"
     ingest(config.data, events)
     prepare_splits(events, splits, config.data)
-    search(config, splits, params)
+    run_hpo(config, splits, params, None)
     checkpoints = Path(config.checkpoint_dir)
 
     def train(output: Path) -> subprocess.Popen:

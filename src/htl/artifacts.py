@@ -59,6 +59,11 @@ def best_params_path(params_dir: str | Path, model: str) -> Path:
     return Path(params_dir) / f"{model}.json"
 
 
+def study_summary_path(params_dir: str | Path, model: str) -> Path:
+    """hpo -> report: the entry's study in numbers (trials by state, best value, importances)."""
+    return Path(params_dir) / f"{model}.study.json"
+
+
 class Record:
     """A frozen dataclass that crosses a step border as JSON, typed again on the way back in
     (a malformed file is a ConfigError naming the file and the key)."""

@@ -44,8 +44,19 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
         "labels-split", "hybrid labels, chronological split, encoders fit on train", _labels_split
     )
     p.add_argument("--events", required=True, help="ingest output directory")
-    p = step("hpo", "Optuna search per model; best params as <model>.json", _hpo)
+    p = step(
+        "hpo",
+        "Optuna search per model to its budget; best params as <model>.json. Several "
+        "processes with the same --model share its study (workers on one storage)",
+        _hpo,
+    )
     p.add_argument("--splits", required=True)
+    p.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="an entry of models (repeatable; default all)",
+    )
     p = step("train", "train one (model, seed)", _train)
     p.add_argument("--splits", required=True)
     p.add_argument("--params", required=True, help="hpo output directory")
@@ -56,6 +67,7 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--splits", required=True)
     p = step("significance", "seed aggregation, t-tests and the report", _significance)
     p.add_argument("--metrics", nargs="+", required=True, help="evaluate output directories")
+    p.add_argument("--params", default=None, help="hpo output directory (its studies reported)")
     p = sub.add_parser("register", help="register the configured model in MLflow with its alias")
     p.add_argument("--config", required=True)
     p.add_argument("--models", nargs="+", required=True, help="train output directories")
@@ -108,7 +120,11 @@ def _labels_split(a: argparse.Namespace) -> object:
 def _hpo(a: argparse.Namespace) -> object:
     from htl.steps import run_hpo
 
-    return run_hpo(load_checked(a.config), a.splits, a.output, a.parent)
+    config = load_checked(a.config)
+    unknown = [m for m in a.model or [] if m not in config.models]
+    if unknown:
+        raise ConfigError(f"{a.config}: --model {unknown} not in 'models' {list(config.models)}")
+    return run_hpo(config, a.splits, a.output, a.parent, a.model)
 
 
 def _train(a: argparse.Namespace) -> object:
@@ -131,7 +147,8 @@ def _evaluate(a: argparse.Namespace) -> object:
 def _significance(a: argparse.Namespace) -> object:
     from htl.steps import run_significance
 
-    return str(run_significance(load_checked(a.config), a.metrics, a.output, a.parent))
+    config = load_checked(a.config)
+    return str(run_significance(config, a.metrics, a.output, a.parent, a.params))
 
 
 def _register(a: argparse.Namespace) -> object:

@@ -126,12 +126,13 @@ class TrainConfig:
     on_divergence: Literal["fail", "report"] = "fail"  # report: the DAG goes on without it
 
 
-#: HPO's grid for the training settings of every model (Table 6).
+#: HPO's grid for the training settings of every model: the paper's Table 6 (App. B.1). The
+#: entry's own value joins each grid (its defaults are the first trial).
 TRAIN_SEARCH_SPACE: dict[str, list[Any]] = {
     "embed_dim": [5, 10, 15, 20],
     "batch_size": [256, 512, 1024, 2048, 4096],
-    "lr": [1e-4, 5e-4, 1e-3, 5e-3, 1e-2],
-    "l2": [0.0, 1e-6, 1e-5, 1e-4],
+    "lr": [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2],
+    "l2": [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2],
 }
 
 
@@ -153,12 +154,22 @@ class TrainSpec(TrainConfig):
 
 @dataclass(frozen=True)
 class HpoConfig:
-    """Optuna search: a few trials per model, scored on the validation core NRMSE."""
+    """Optuna search, one study per model, the same protocol for every model (docs/pipeline.md):
+    `trials` finished trials each (the first: the model's defaults), TPE after
+    `startup_trials` random ones, each trial up to `epochs` epochs with the objective reported
+    every epoch to the `pruner`; the objective is the validation core NRMSE, or with `weights`
+    a weighted sum over tasks, averaged over the training `seeds`."""
 
-    trials: Annotated[int, NON_NEGATIVE] = 3
+    trials: Annotated[int, NON_NEGATIVE] = 40
+    startup_trials: Annotated[int, AT_LEAST_1] = 10
     epochs: Annotated[int, POSITIVE] = 1
+    workers: Annotated[int, AT_LEAST_1] = 1  # processes per study in one hpo task
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    weights: dict[str, float] = field(default_factory=dict)  # task -> weight; {} = core only
+    seeds: tuple[Annotated[int, Range(0, SEED_MAX)], ...] = (0,)
     storage: str | None = None  # default: SQLite under workdir
-    seed: int = 0
+    seed: int = 0  # the sampler's
+    heartbeat_s: Annotated[int, AT_LEAST_1] = 30  # a worker silent for 2x this is dead
     fixed: tuple[str, ...] = ()  # search keys left at the config's value, e.g. [batch_size]
 
 

@@ -313,10 +313,13 @@ class MetaBalance(GradientStrategy):
 
 #: What HPO searches per strategy (Table 6's grids for Algorithm 1's α, γ, C).
 SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
-    "htl": {
-        "alpha": [1e-6, 1e-4, 1e-2, 0.1, 0.5, 1.0],
-        "gamma": [1e-5, 1e-3, 1e-2, 0.1, 0.5, 1.0],
+    "htl": {  # Table 6
+        "alpha": [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+        "gamma": [1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 1e-1, 5e-1, 1.0],
         "clip": [1.0, 5.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0],
+    },
+    "metabalance": {  # its paper searches the relax factor r over (0, 1]
+        "metabalance_relax": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
     },
 }
 

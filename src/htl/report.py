@@ -77,8 +77,10 @@ def build_report(
     title: str,
     out_dir: str | Path,
     order: Sequence[str] = (),
+    studies: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Aggregate the records, run the t-tests, write every format and figure atomically.
+    """Aggregate the records, run the t-tests, write every format and figure atomically;
+    with `studies`, each model's HPO study in numbers after the table.
 
     Records of diverged trainings (`diverged` set) stay out of the table and the tests; the
     report lists them, and the tests' seed counts show what each model kept."""
@@ -132,12 +134,14 @@ def build_report(
             if made
         ]  # fmt: skip
         markdown = render_markdown(table, comparisons, reference, alpha, title, caption)
-        atomic_write_text(tmp / REPORT_MD, markdown + _diverged_markdown(diverged))
+        extra = _diverged_markdown(diverged) + studies_markdown(studies or {})
+        atomic_write_text(tmp / REPORT_MD, markdown + extra)
         atomic_write_text(
             tmp / REPORT_HTML, render_html(table, title, caption, [tmp / f for f in figures])
         )
         atomic_write_text(tmp / RESULTS_CSV, render_csv(table))
-        write_json(tmp / RESULTS_JSON, _finite({**result, "figures": figures}))
+        hpo = {"hpo": studies} if studies else {}
+        write_json(tmp / RESULTS_JSON, _finite({**result, "figures": figures, **hpo}))
     return result
 
 
@@ -282,6 +286,25 @@ def _diverged_markdown(diverged: list[dict[str, Any]]) -> str:
     lines = ["", "## Diverged trainings, not in the table or the tests", ""]
     lines += ["| model | seed | why |", "|---|---|---|"]
     lines += [f"| {r['model']} | {r['seed']} | {r['diverged']} |" for r in diverged]
+    return "\n".join(lines) + "\n"
+
+
+def studies_markdown(studies: dict[str, dict[str, Any]]) -> str:
+    """Each model's HPO study: trials by state, best validation objective, the parameters that
+    mattered most (fANOVA importances)."""
+    if not studies:
+        return ""
+    lines = ["", "## Hyperparameter search", ""]
+    lines += ["| model | finished | pruned | failed | best valid objective | most important |"]
+    lines += ["|---|---|---|---|---|---|"]
+    for model, s in studies.items():
+        best = s.get("best_value")
+        top = sorted(s.get("importances", {}).items(), key=lambda kv: -kv[1])[:3]
+        lines.append(
+            f"| {model} | {s.get('finished', 0)} | {s.get('pruned', 0)} | {s.get('failed', 0)} | "
+            f"{'—' if best is None else f'{best:.4f}'} | "
+            f"{', '.join(f'{k} {v:.2f}' for k, v in top) or '—'} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -103,19 +103,58 @@ def run_labels_split(
 
 
 def run_hpo(
-    config: ExperimentConfig, splits_dir: str | Path, out_dir: str | Path, parent: str | None
-) -> list[dict[str, Any]]:
-    """Search each model's params; returns the (model, seed) jobs for the training fan-out."""
-    from htl.hpo import search
+    config: ExperimentConfig,
+    splits_dir: str | Path,
+    out_dir: str | Path,
+    parent: str | None,
+    models: list[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Tune each of `models` (default: all) to its study's budget, one MLflow run per study
+    with a nested run per trial; writes `<model>.json` and `<model>.study.json`."""
+    from htl.hpo import search_model
+    from htl.storage import atomic_directory, write_json
 
-    with tracking.step_run(config, parent, "hpo"):
-        results = search(config, splits_dir, out_dir)
-        for model, result in results.items():
-            if result.best_valid_nrmse is not None:
-                tracking.log_metrics({f"{model}/best_valid_nrmse": result.best_valid_nrmse})
-            tracking.log_params(
-                {model: result.tuned} if result.tuned else {f"{model}.tuned": "none"}
+    results, summaries = [], {}
+    for model in models or config.models:
+        with tracking.step_run(config, parent, f"hpo/{model}", {"htl.model": model}) as run:
+            run_id = run.info.run_id
+
+            def on_trial(study: Any, trial: Any, model: str = model, run_id: str = run_id) -> None:
+                tracking.log_trial(run_id, f"hpo/{model}/trial{trial.number}", trial)
+
+            best, summary = search_model(config, splits_dir, model, on_trial)
+            tracking.log_params(best.tuned or {"tuned": "none"})
+            tracking.log_metrics(
+                {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
             )
+            tracking.log_metrics(
+                {f"importance/{k}": v for k, v in summary.get("importances", {}).items()}
+            )
+        results.append(best)
+        summaries[model] = summary
+    with atomic_directory(out_dir) as tmp:
+        for best in results:
+            best.save(artifacts.best_params_path(tmp, best.model))
+            write_json(artifacts.study_summary_path(tmp, best.model), summaries[best.model])
+    return summaries
+
+
+def run_plan_training(
+    config: ExperimentConfig, params_dirs: list[str | Path], out_dir: str | Path
+) -> list[dict[str, Any]]:
+    """The studies' fan-in: every entry's best params and study summary in one directory;
+    returns the (model, seed) training jobs."""
+    import shutil
+
+    from htl.storage import atomic_directory
+
+    with atomic_directory(out_dir) as tmp:
+        for directory in params_dirs:
+            for path in Path(directory).glob("*.json"):
+                shutil.copyfile(path, tmp / path.name)
+    missing = [m for m in config.models if not artifacts.best_params_path(out_dir, m).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no HPO result for {missing} in {list(params_dirs)}")
     return train_jobs(config)
 
 
@@ -204,9 +243,18 @@ def run_significance(
     metrics_dirs: list[str | Path],
     out_dir: str | Path,
     parent: str | None,
+    studies_dir: str | Path | None = None,
 ) -> Path:
-    """Aggregate seeds, t-test the reference model, write the report; its Markdown path."""
+    """Aggregate seeds, t-test the reference model, write the report (with each model's HPO
+    study from `studies_dir`); its Markdown path."""
     from htl.report import build_report
+    from htl.storage import read_json
+
+    studies = {}
+    for model in config.models if studies_dir else ():
+        path = artifacts.study_summary_path(studies_dir, model)
+        if path.is_file():
+            studies[model] = read_json(path)
 
     records = [
         artifacts.MetricsRecord.load(Path(d) / artifacts.METRICS_FILE).to_json()
@@ -222,6 +270,7 @@ def run_significance(
             f"{config.name}: test results",
             out_dir,
             order=config.models,
+            studies=studies,
         )
         for c in result["comparisons"]:
             tracking.log_metrics({f"p/{c['metric']}": c["p"]})

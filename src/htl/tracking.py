@@ -17,7 +17,7 @@ from typing import Any
 
 import mlflow
 from filelock import FileLock
-from mlflow.entities import Param
+from mlflow.entities import Metric, Param
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -201,6 +201,25 @@ def step_run(
         if parent_run_id:  # a failed step fails its pipeline run, in the DAG or alone
             end_run(config, parent_run_id, "FAILED", f"step {name} failed: {exc!r}")
         raise
+
+
+def log_trial(parent_run_id: str, name: str, trial: Any) -> None:
+    """One finished Optuna trial as a run nested under its study's run: its params, value,
+    state (complete, pruned, fail), epochs run and the objective per epoch."""
+    client = MlflowClient()
+    parent = client.get_run(parent_run_id)
+    tags = {
+        "mlflow.parentRunId": parent_run_id,
+        "htl.trial_state": trial.state.name.lower(),
+        **{f"htl.{k.removeprefix('htl.')}": str(v)[:5000] for k, v in trial.user_attrs.items()},
+    }
+    run = client.create_run(parent.info.experiment_id, run_name=name, tags=tags)
+    params = [Param(k, str(v)) for k, v in trial.params.items()]
+    metrics = [Metric("objective", v, 0, step) for step, v in trial.intermediate_values.items()]
+    if trial.value is not None and math.isfinite(trial.value):
+        metrics.append(Metric("value", trial.value, 0, 0))
+    client.log_batch(run.info.run_id, metrics=metrics, params=params)
+    client.set_terminated(run.info.run_id, "FINISHED" if trial.state.name != "FAIL" else "FAILED")
 
 
 def _reopen(client: MlflowClient, run_id: str, tags: dict[str, str]) -> str | None:
