@@ -103,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.hpo", description=__doc__)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--model", default="shared_bottom")
     parser.add_argument("--pruner", default="median", choices=["median", "hyperband"])
     args = parser.parse_args()

@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -48,6 +49,10 @@ from htl.train import TrainingData, fit, load_training_data
 log = logging.getLogger(__name__)
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+# The heartbeat API (fail_stale_trials, heartbeat_interval) has been "experimental" since
+# Optuna 2.9; we rely on it knowingly, so its warning on every trial is noise.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 class OverBudget(Exception):
@@ -243,6 +248,7 @@ def run_worker(
     """Run trials of the entry's study until `hpo.trials` are finished (this worker's and
     everyone else's); a killed worker's trial is failed and retried once, after the grace
     period. `on_trial` sees each of this worker's trials once it ended. Returns the study."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our log says what a trial did
     study = open_study(config, model, worker)
     objective = make_objective(config, model, data)
     callbacks = [on_trial] if on_trial is not None else []
@@ -280,7 +286,7 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if complete:
         summary["best_value"] = study.best_value
-    if len(complete) >= 3 and len(study.best_params) > 1:
+    if len(complete) >= 10 and len(study.best_params) > 1:  # fewer: noise
         with contextlib.suppress(RuntimeError, ValueError):  # e.g. a constant objective
             summary["importances"] = dict(optuna.importance.get_param_importances(study))
     return summary
