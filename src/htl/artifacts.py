@@ -38,6 +38,9 @@ DIVERGED_FILE = "diverged.json"  # instead of the model, under train.on_divergen
 PREDICTIONS_FILE = "predictions.parquet"
 METRICS_FILE = "metrics.json"
 # significance -> register, KFP UI, MLflow
+GBDT_FILE = (
+    "gbdt.json"  # labels_split -> evaluate: the HistGradientBoosting reference's test metrics
+)
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 RESULTS_CSV = "results.csv"

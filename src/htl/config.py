@@ -105,6 +105,7 @@ class DataConfig:
     numeric_encoding: Literal["bucketize", "dense"] = "bucketize"  # dense: a value-scaled row
     on_violation: Literal["error", "repair", "drop"] = "error"
     core_transform: Literal["none", "log1p"] = "none"  # log1p: train on log1p(y), report raw
+    gbdt_rows: Annotated[int, NON_NEGATIVE] = 1_000_000  # HistGradientBoosting reference; 0: none
     events: EventsConfig = field(default_factory=EventsConfig)
     kuairand: KuaiRandConfig = field(default_factory=KuaiRandConfig)
     shoppers: ShoppersConfig = field(default_factory=ShoppersConfig)

@@ -8,6 +8,7 @@ import pandas as pd
 
 from htl.artifacts import (
     FEATURES_FILE,
+    GBDT_FILE,
     METRICS_FILE,
     MODEL_SPEC_FILE,
     PREDICTIONS_FILE,
@@ -18,7 +19,7 @@ from htl.artifacts import (
 )
 from htl.data.features import FeatureEncoder
 from htl.metrics import evaluate_predictions, trivial_references
-from htl.storage import atomic_directory
+from htl.storage import atomic_directory, read_json
 from htl.train import load_split, predict
 
 
@@ -35,6 +36,12 @@ def evaluate_model(
     preds = {k: v.float().numpy() for k, v in predict(model, test).items()}
     targets = {k: v.numpy() for k, v in test.y.items()}
     train_targets = pd.read_parquet(split_path(splits_dir, "train"), columns=list(targets))
+    references = trivial_references(
+        targets, {k: train_targets[k].to_numpy() for k in targets}, model.tasks
+    )
+    gbdt = Path(splits_dir) / GBDT_FILE
+    if gbdt.is_file():
+        references["gbdt"] = read_json(gbdt)
     record = MetricsRecord(
         model=spec.model,
         architecture=spec.architecture,
@@ -43,9 +50,7 @@ def evaluate_model(
         rows=len(test),
         tasks={"chain": list(model.tasks.chain), "core": model.tasks.core},
         metrics=evaluate_predictions(targets, preds, model.tasks),
-        references=trivial_references(
-            targets, {k: train_targets[k].to_numpy() for k in targets}, model.tasks
-        ),
+        references=references,
         history=spec.history,
     )
     frame = pd.DataFrame(

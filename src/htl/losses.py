@@ -10,6 +10,9 @@ import torch.nn.functional as F
 from htl.tasks import TaskSpec
 
 ZILN_EPS = 1e-7  # Keras epsilon, as in google/lifetime_value
+# exp() of more overflows float32 (its max is about 3.4e38 = exp(88.7)); the expected value's
+# exponent is capped there, so an extreme logit gives a huge but finite prediction
+LOG_FLOAT32_MAX = 88.0
 
 
 def task_losses(
@@ -35,13 +38,17 @@ def ziln_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     p_logit, mu, sigma = _ziln_parts(logits)
     bce = F.binary_cross_entropy_with_logits(p_logit, positive)
     safe_y = torch.where(y > 0, y, torch.ones_like(y))
-    log_prob = -torch.log(safe_y * sigma * math.sqrt(2 * math.pi)) - (
-        torch.log(safe_y) - mu
-    ) ** 2 / (2 * sigma**2)
+    log_y = torch.log(safe_y)
+    # the lognormal log-density, written so no intermediate overflows for extreme logits
+    log_prob = (
+        -(log_y + torch.log(sigma) + 0.5 * math.log(2 * math.pi))
+        - 0.5 * ((log_y - mu) / sigma) ** 2
+    )
     return bce - (positive * log_prob).mean()
 
 
 def _ziln_parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """P(y > 0) logit, μ and σ; σ floored at sqrt(eps) as google/lifetime_value does."""
     sigma = torch.clamp(F.softplus(logits[:, 2]), min=math.sqrt(ZILN_EPS))
     return logits[:, 0], logits[:, 1], sigma
 
@@ -53,7 +60,8 @@ def predictions(outputs: dict[str, torch.Tensor], tasks: TaskSpec) -> dict[str, 
     core = outputs[tasks.core]
     if tasks.core_loss == "ziln":
         p_logit, mu, sigma = _ziln_parts(core)
-        preds[tasks.core] = torch.sigmoid(p_logit) * torch.exp(mu + sigma**2 / 2)
+        exponent = torch.clamp(mu + sigma**2 / 2, max=LOG_FLOAT32_MAX)
+        preds[tasks.core] = torch.sigmoid(p_logit) * torch.exp(exponent)
     elif tasks.core_transform == "log1p":
         preds[tasks.core] = torch.expm1(core).clamp_min(0.0)
     else:

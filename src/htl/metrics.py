@@ -138,8 +138,9 @@ def metric_of(metric_key: str) -> Metric | None:
     return next((m for m in METRICS if m.name == name), None)
 
 
-#: The constant predictors every report shows beside the models.
-REFERENCES = ("train_mean", "zero")
+#: The references every report shows beside the models: HistGradientBoosting per task
+#: (`htl.gbdt`, when labels_split computed it) and the constant predictors.
+REFERENCES = ("gbdt", "train_mean", "zero")
 
 
 def trivial_references(

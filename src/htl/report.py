@@ -5,8 +5,8 @@ Rows are task × metric with ↑/↓ for direction, columns are models (baseline
 order, the reference last), cells are mean ± std over seeds. Per row the best mean is bold and
 the second underlined (ranked on the displayed 4-decimal value, so equal-looking cells get the
 same mark); `*` marks the winner of the t-test between the reference and the best baseline
-when p ≤ α. The trivial references (predict zero, predict the train mean) sit in their own
-columns and are never ranked.
+when p ≤ α. The references (HistGradientBoosting per task, predict zero, predict the train
+mean) sit in their own columns and are never ranked.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ from htl.metrics import REFERENCES, higher_is_better, metric_of
 from htl.stats import Comparison, collect, compare, summarize
 from htl.storage import atomic_directory, atomic_write_text, write_json
 
-REFERENCE_LABELS = {"zero": "predict 0", "train_mean": "predict train mean"}
+REFERENCE_LABELS = {
+    "gbdt": "HistGradientBoosting",
+    "zero": "predict 0",
+    "train_mean": "predict train mean",
+}
 DIGITS = 4
 
 
@@ -216,7 +220,8 @@ def _caption(summary: dict[str, Any], reference: str, test: str, alpha: float) -
         f"↑ higher is better, ↓ lower is better. Best in **bold**, second underlined. "
         f"`*`: p ≤ {alpha} in a two-sided two-sample {test.capitalize()} t-test over seeds "
         f"between {reference} and the best baseline, on the better of the two. "
-        f"The constant predictions on the right are trivial references, not ranked."
+        f"The references on the right (HistGradientBoosting per task, constant predictions) "
+        f"are not ranked."
     )
 
 

@@ -96,6 +96,13 @@ def run_labels_split(
 
     with tracking.step_run(config, parent, "labels_split"):
         card = prepare_splits(events_dir, out_dir, config.data)
+        if config.data.gbdt_rows:  # the non-deep reference every report shows
+            from htl.gbdt import gbdt_reference
+            from htl.storage import write_json
+
+            reference = gbdt_reference(out_dir, config.data.gbdt_rows, config.data.seed)
+            write_json(Path(out_dir) / artifacts.GBDT_FILE, reference)
+            tracking.log_metrics({f"gbdt/{k}": v for k, v in reference.items()})
         tracking.log_metrics({f"{s}/rows": float(v["rows"]) for s, v in card["splits"].items()})
         tracking.log_metrics({"chain_violations": float(card["chain_violations"])})
         tracking.log_artifact(Path(out_dir) / artifacts.DATA_CARD_MD)
