@@ -164,3 +164,14 @@ def test_pruners_stop_trials_and_count_toward_the_budget(tmp_path: Path, pruner:
         assert t.user_attrs["htl.epochs"] == (
             max(t.intermediate_values) if t.intermediate_values else 0
         )
+
+
+def test_hpo_workers_share_the_study_inside_one_task(tmp_path: Path) -> None:
+    from htl.steps import run_hpo
+
+    path = _setup(tmp_path, {"trials": 6, "epochs": 2, "workers": 2})
+    summaries = run_hpo(load_config(path), tmp_path / "splits", tmp_path / "params", None)
+    assert summaries["dnn"]["finished"] == 6  # the helper process exited 0, or run_hpo raises
+    trials = _trials(path)
+    assert len(_finished(trials)) == 6
+    assert all(t in _finished(trials) or t.user_attrs.get("htl.over_budget") for t in trials)
