@@ -236,3 +236,36 @@ def test_a_torn_checkpoint_is_set_aside_and_training_starts_afresh(
     (aside,) = tmp_path.glob("run.pt.unreadable-*")
     assert aside.stat().st_size == 1000
     assert "cannot be read" in caplog.text and "starting afresh" in caplog.text
+
+
+def test_the_leu_spread_is_logged_every_epoch_and_matches_its_definition() -> None:
+    torch.manual_seed(0)
+    model = build_model("htlnet", CARDS, 4, TASKS, {})
+    params = TrainSpec(epochs=2, batch_size=64, lr=0.01, patience=5, architecture="htlnet")
+    valid = split(200, 2)
+    result = fit(model, split(600, 1), valid, params, seed=3, progress=False)
+    last = result.history[-1]
+    assert last["leu/tau"] == float(model.tau)
+    model.eval()
+    with torch.no_grad():  # the slow way: the towers' own logits through Eq. 11
+        logits = model(valid.x)
+    for task in TASKS.chain:
+        assert 0 <= last[f"leu/{task}/p05"] <= last[f"leu/{task}/p95"] <= 1
+    # the model restored its best epoch, so compare the diagnostics on today's weights
+    from htl.train import score_and_diagnose
+
+    _, diagnostics = score_and_diagnose(model, valid)
+    for task in TASKS.chain:
+        p = torch.sigmoid(logits[task].double() / float(model.tau))
+        low, high = torch.quantile(p, torch.tensor([0.05, 0.95], dtype=p.dtype)).tolist()
+        assert diagnostics[f"leu/{task}/p05"] == pytest.approx(low, abs=1e-5)
+        assert diagnostics[f"leu/{task}/p95"] == pytest.approx(high, abs=1e-5)
+    dnn = build_model("dnn", CARDS, 4, TASKS, {})
+    history = fit(dnn, split(600, 1), valid, replace_arch(params, "dnn"), 3, progress=False).history
+    assert not [k for k in history[-1] if k.startswith("leu/")]  # no LEU, nothing logged
+
+
+def replace_arch(params: TrainSpec, name: str) -> TrainSpec:
+    from dataclasses import replace
+
+    return replace(params, architecture=name)

@@ -122,10 +122,17 @@ def predict(
 
 
 def score(model: MultiTaskModel, data: SplitTensors) -> dict[str, float]:
+    return score_and_diagnose(model, data)[0]
+
+
+def score_and_diagnose(
+    model: MultiTaskModel, data: SplitTensors
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The split's metrics, and the model's diagnostics on the same predictions."""
     preds = predict(model, data)
     to_np = {k: v.float().cpu().numpy() for k, v in preds.items()}
     targets = {k: v.cpu().numpy() for k, v in data.y.items()}
-    return evaluate_predictions(targets, to_np, model.tasks)
+    return evaluate_predictions(targets, to_np, model.tasks), model.diagnostics(preds)
 
 
 def train_step(
@@ -227,7 +234,7 @@ def fit(
         )  # fmt: skip
         train_losses = losses.tolist()  # the epoch's one host sync
         seconds = time.perf_counter() - started
-        valid_metrics = score(model, valid)
+        valid_metrics, diagnostics = score_and_diagnose(model, valid)
         record = {
             "epoch": float(epoch),
             "time/epoch_seconds": seconds,
@@ -235,6 +242,7 @@ def fit(
             **{f"train_loss/{k}": v for k, v in zip(model.tasks.names, train_losses, strict=False)},
         }
         record.update({f"valid/{k}": v for k, v in valid_metrics.items()})
+        record.update(diagnostics)
         if norms is not None:  # Fig. 5: mean per-step magnitude of each task's shared gradient
             for name, (before, after) in zip(model.tasks.names, norms.tolist(), strict=True):
                 record[f"grad_norm/{name}/before"] = before

@@ -73,6 +73,11 @@ class MultiTaskModel(nn.Module):
     def on_train_step(self, step: int) -> None:
         """Called by the engine before each optimiser step (schedules such as HTLNet's τ)."""
 
+    def diagnostics(self, preds: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Model-specific numbers the engine logs every epoch beside the validation metrics,
+        from the validation predictions (HTLNet: the spread of its LEU label probabilities)."""
+        return {}
+
     def forward(
         self, x: torch.Tensor, scale: torch.Tensor | None = None
     ) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract

@@ -115,6 +115,20 @@ class HTLNet(MultiTaskModel):
     def on_train_step(self, step: int) -> None:
         self.tau.fill_(self.options.tau(step))
 
+    def diagnostics(self, preds: dict[str, torch.Tensor]) -> dict[str, float]:
+        """τ, and the 5th/95th percentiles of each LEU's p = sigmoid(z/τ) over the validation
+        rows (z recovered from the predicted probability): a p that spans only a narrow band
+        carries little label information, and shows here."""
+        if not self.options.use_leu:
+            return {}
+        out = {"leu/tau": float(self.tau)}
+        for name in self.tasks.chain:
+            prob = preds[name].double().clamp(1e-12, 1 - 1e-12)
+            p = torch.sigmoid((torch.log(prob) - torch.log1p(-prob)) / float(self.tau))
+            low, high = torch.quantile(p, torch.tensor([0.05, 0.95], dtype=p.dtype)).tolist()
+            out[f"leu/{name}/p05"], out[f"leu/{name}/p95"] = low, high
+        return out
+
     def label_embedding(self, t: int, logit: torch.Tensor) -> torch.Tensor:
         """LEU (Eqs. 11-12): p = sigmoid(z/τ); le = p·E[1] + (1-p)·E[0] (row index = label)."""
         if self.training and self.options.leu_noise == "logistic":
