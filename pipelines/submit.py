@@ -51,11 +51,9 @@ def read_package(package: str | Path) -> Package:
         spec = docs[0]
         params = spec["root"]["inputDefinitions"]["parameters"]
         images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
-        platform = (
-            docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-            if len(docs) > 1
-            else {}
-        )
+        platform = {}
+        if len(docs) > 1:  # the Kubernetes platform spec
+            platform = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
         secrets = [s["secretName"] for e in platform.values() for s in e.get("secretAsEnv", [])]
         return Package(params["config"]["defaultValue"], images, secrets[0] if secrets else None)
     except (OSError, yaml.YAMLError, KeyError, TypeError, IndexError) as exc:

@@ -52,6 +52,7 @@ def test_round_trip_through_pipeline_parameter_types() -> None:
         ),
         ({"model_options": {"htlnet": {"ifu_op": "sum"}}}, ["model_options.htlnet", "ifu_op"]),
         ({"seeds": []}, ["'seeds' must be non-empty"]),
+        ({"hpo": {"seeds": [1, 1]}}, ["'hpo.seeds' must be non-empty and distinct"]),
         (
             {"model_options": {"dnn": {"gradient": "htl"}}},
             ["model_options.dnn", "shares no parameters"],

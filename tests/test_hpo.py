@@ -37,8 +37,9 @@ def _setup(tmp_path: Path, hpo: dict | None = None, models: list[str] | None = N
     return path
 
 
-def _hpo(path: Path, out: str, model: str = "dnn") -> subprocess.Popen:
+def _hpo(path: Path, out: str, model: str = "dnn", worker: int = 0) -> subprocess.Popen:
     command = [sys.executable, "-m", "htl", "hpo", "--config", str(path), "--model", model]
+    command += ["--worker", str(worker)]
     command += ["--splits", str(path.parent / "splits"), "--output", str(path.parent / out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -87,7 +88,7 @@ def test_a_killed_worker_is_failed_retried_and_the_budget_met_exactly(tmp_path: 
 
 def test_two_workers_on_one_study_meet_the_budget_exactly(tmp_path: Path) -> None:
     path = _setup(tmp_path, {"trials": 8, "epochs": 2})
-    workers = [_hpo(path, f"out{i}") for i in range(2)]
+    workers = [_hpo(path, f"out{i}", worker=i) for i in range(2)]
     for w in workers:
         out = w.communicate(timeout=600)[0].decode()
         assert w.returncode == 0, out[-3000:]
@@ -175,3 +176,13 @@ def test_hpo_workers_share_the_study_inside_one_task(tmp_path: Path) -> None:
     trials = _trials(path)
     assert len(_finished(trials)) == 6
     assert all(t in _finished(trials) or t.user_attrs.get("htl.over_budget") for t in trials)
+
+
+def test_weights_naming_no_task_stop_before_any_trial(tmp_path: Path) -> None:
+    path = _setup(tmp_path, {"weights": {"clik": 1.0}})
+    proc = _hpo(path, "params")
+    out = proc.communicate(timeout=300)[0].decode()
+    assert proc.returncode == 2
+    assert "'hpo.weights' names ['clik'], not tasks of the data" in out
+    with pytest.raises(KeyError):  # no study was even created
+        _trials(path)

@@ -57,6 +57,13 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="an entry of models (repeatable; default all)",
     )
+    p.add_argument(
+        "--worker",
+        type=int,
+        default=0,
+        help="this process's index among those sharing the studies (0, 1, ...): its sampler "
+        "seed is hpo.seed + worker, so workers do not repeat each other's random trials",
+    )
     p = step("train", "train one (model, seed)", _train)
     p.add_argument("--splits", required=True)
     p.add_argument("--params", required=True, help="hpo output directory")
@@ -124,7 +131,7 @@ def _hpo(a: argparse.Namespace) -> object:
     unknown = [m for m in a.model or [] if m not in config.models]
     if unknown:
         raise ConfigError(f"{a.config}: --model {unknown} not in 'models' {list(config.models)}")
-    return run_hpo(config, a.splits, a.output, a.parent, a.model)
+    return run_hpo(config, a.splits, a.output, a.parent, a.model, a.worker)
 
 
 def _train(a: argparse.Namespace) -> object:

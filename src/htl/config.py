@@ -509,6 +509,11 @@ def _validate(config: ExperimentConfig, source: str) -> None:
                 f"{source}: 'model_options.{entry}' names a model not in 'models' "
                 f"{list(config.models)}"
             )
+    hpo_seeds = config.hpo.seeds
+    if not hpo_seeds or len(set(hpo_seeds)) != len(hpo_seeds):
+        raise ConfigError(
+            f"{source}: 'hpo.seeds' must be non-empty and distinct, got {list(hpo_seeds)}"
+        )
     if not config.seeds or len(set(config.seeds)) != len(config.seeds):
         raise ConfigError(
             f"{source}: 'seeds' must be non-empty and distinct, got {list(config.seeds)}"

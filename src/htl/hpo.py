@@ -41,7 +41,7 @@ import torch
 from optuna.trial import TrialState
 
 from htl.artifacts import BestParams
-from htl.config import TRAIN_SEARCH_SPACE, ExperimentConfig, TrainSpec, config_to_dict
+from htl.config import TRAIN_SEARCH_SPACE, ConfigError, ExperimentConfig, TrainSpec, config_to_dict
 from htl.metrics import higher_is_better
 from htl.models.registry import resolve
 from htl.train import TrainingData, fit, load_training_data
@@ -297,16 +297,22 @@ def search_model(
     splits_dir: str | Path,
     model: str,
     on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+    worker: int = 0,
 ) -> tuple[BestParams, dict[str, Any]]:
     """Tune one entry to its budget (resuming its study); its best params and study summary.
-    `hpo.trials: 0` trains with the config's values."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    `worker` offsets the sampler seed: processes sharing a study need distinct ones, or their
+    random start-up trials repeat each other. `hpo.trials: 0` trains with the config's values."""
     base = config.training_spec(model)
     if config.hpo.trials == 0:
         return BestParams(model, {}, None, base), {"finished": 0}
     data = load_training_data(splits_dir, config.train.core_loss, config.train.device)
-    helpers = _start_workers(config, model, splits_dir)
-    study = run_worker(config, model, data, 0, on_trial)
+    unknown = sorted(set(config.hpo.weights) - set(data.tasks.names))
+    if unknown:
+        raise ConfigError(
+            f"'hpo.weights' names {unknown}, not tasks of the data; tasks: {list(data.tasks.names)}"
+        )
+    helpers = _start_workers(config, model, splits_dir, worker)
+    study = run_worker(config, model, data, worker, on_trial)
     for helper in helpers:
         helper.join()
         if helper.exitcode:
@@ -318,8 +324,10 @@ def search_model(
     return BestParams(model, best, value, base.with_tuned(best)), summary
 
 
-def _start_workers(config: ExperimentConfig, model: str, splits_dir: str | Path) -> list:
-    """`hpo.workers - 1` more worker processes on the study, beside the caller's."""
+def _start_workers(
+    config: ExperimentConfig, model: str, splits_dir: str | Path, first: int
+) -> list:
+    """`hpo.workers - 1` more worker processes on the study, beside the caller's (`first`)."""
     import multiprocessing as mp
 
     context = mp.get_context("spawn")
@@ -327,7 +335,7 @@ def _start_workers(config: ExperimentConfig, model: str, splits_dir: str | Path)
         context.Process(
             target=_worker_main, args=(config, model, str(splits_dir), i), name=f"worker-{i}"
         )
-        for i in range(1, config.hpo.workers)
+        for i in range(first + 1, first + config.hpo.workers)
     ]
     for helper in helpers:
         helper.start()

@@ -115,21 +115,23 @@ def run_hpo(
     out_dir: str | Path,
     parent: str | None,
     models: list[str] | None = None,
+    worker: int = 0,
 ) -> dict[str, dict[str, Any]]:
     """Tune each of `models` (default: all) to its study's budget, one MLflow run per study
-    with a nested run per trial; writes `<model>.json` and `<model>.study.json`."""
+    with a nested run per trial; writes `<model>.json` and `<model>.study.json`. `worker`:
+    this process's index among those sharing the studies (distinct sampler seeds)."""
     from htl.hpo import search_model
     from htl.storage import atomic_directory, write_json
 
     results, summaries = [], {}
     for model in models or config.models:
         with tracking.step_run(config, parent, f"hpo/{model}", {"htl.model": model}) as run:
-            run_id = run.info.run_id
+            ids = (run.info.experiment_id, run.info.run_id)
 
-            def on_trial(study: Any, trial: Any, model: str = model, run_id: str = run_id) -> None:
-                tracking.log_trial(run_id, f"hpo/{model}/trial{trial.number}", trial)
+            def on_trial(study: Any, trial: Any, model: str = model, ids: tuple = ids) -> None:
+                tracking.log_trial(*ids, f"hpo/{model}/trial{trial.number}", trial)
 
-            best, summary = search_model(config, splits_dir, model, on_trial)
+            best, summary = search_model(config, splits_dir, model, on_trial, worker)
             tracking.log_params(best.tuned or {"tuned": "none"})
             tracking.log_metrics(
                 {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}

@@ -203,17 +203,16 @@ def step_run(
         raise
 
 
-def log_trial(parent_run_id: str, name: str, trial: Any) -> None:
+def log_trial(experiment_id: str, parent_run_id: str, name: str, trial: Any) -> None:
     """One finished Optuna trial as a run nested under its study's run: its params, value,
     state (complete, pruned, fail), epochs run and the objective per epoch."""
     client = MlflowClient()
-    parent = client.get_run(parent_run_id)
     tags = {
         "mlflow.parentRunId": parent_run_id,
         "htl.trial_state": trial.state.name.lower(),
         **{f"htl.{k.removeprefix('htl.')}": str(v)[:5000] for k, v in trial.user_attrs.items()},
     }
-    run = client.create_run(parent.info.experiment_id, run_name=name, tags=tags)
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
     params = [Param(k, str(v)) for k, v in trial.params.items()]
     metrics = [Metric("objective", v, 0, step) for step, v in trial.intermediate_values.items()]
     if trial.value is not None and math.isfinite(trial.value):
