@@ -111,6 +111,34 @@ def test_esmm_outputs_are_probability_products(core_loss: str) -> None:
         )
 
 
+def test_esmm_on_the_hybrid_chain_matches_a_hand_computed_case(monkeypatch) -> None:
+    """model-spec §2.5 by hand: towers z1 = 0.3, z2 = -1.2, z_core = 5 give ŷ1 = σ(0.3),
+    ŷ2 = σ(0.3)·σ(-1.2), ŷ_core = ŷ2·5, each supervised with the entire-space label; the core's
+    MSE reaches z1 through the product, d ŷ_core / d z1 = ŷ_core·(1 - σ(0.3))."""
+    import math
+
+    tasks = TaskSpec(("click", "long_view"), "watch_time")
+    model = build_model("esmm", CARDS, 4, tasks)
+    z1, z2, zc = (torch.tensor([v], requires_grad=True) for v in (0.3, -1.2, 5.0))
+    fixed = {"click": z1, "long_view": z2, "watch_time": zc}
+    monkeypatch.setattr(model, "conditional_logits", lambda x, scale=None: fixed)
+    out = model(batch(1))
+    sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    click, long_view = sig(0.3), sig(0.3) * sig(-1.2)  # 0.574443, 0.132969
+    assert float(torch.sigmoid(out["click"])) == pytest.approx(click, rel=1e-6)
+    assert float(torch.sigmoid(out["long_view"])) == pytest.approx(long_view, rel=1e-6)
+    assert float(out["watch_time"]) == pytest.approx(long_view * 5.0, rel=1e-6)
+    y = {"click": torch.tensor([1.0]), "long_view": torch.tensor([0.0]),
+         "watch_time": torch.tensor([2.0])}  # fmt: skip
+    losses = task_losses(out, y, tasks)
+    assert float(losses["click"]) == pytest.approx(-math.log(click), rel=1e-5)
+    assert float(losses["long_view"]) == pytest.approx(-math.log(1 - long_view), rel=1e-5)
+    assert float(losses["watch_time"]) == pytest.approx((long_view * 5 - 2) ** 2, rel=1e-5)
+    out["watch_time"].sum().backward()
+    assert float(z1.grad) == pytest.approx(long_view * 5 * (1 - click), rel=1e-5)
+    assert float(zc.grad) == pytest.approx(long_view, rel=1e-5)
+
+
 def test_model_without_shared_parameters_refuses_a_gradient_strategy() -> None:
     with pytest.raises(ValueError, match="shares no parameters"):
         build_model("dnn", CARDS, 4, chain(2), {"gradient": "pcgrad"})

@@ -130,11 +130,12 @@ def test_report(finished_run: dict) -> None:
     assert "| click | AUC↑ |" in markdown and "| watch_time | NRMSE↓ |" in markdown
     # Table 2 order: baselines in config order, the reference last, then the references
     header = (
-        "| task | metric | shared_bottom | htlnet_wo_optimization | htlnet | "
-        "HistGradientBoosting | predict train mean |"
+        "| task | metric | shared_bottom | htlnet_wo_optimization | htlnet | Bayes ceiling | "
+        "additive only | HistGradientBoosting | predict train mean |"
     )
     assert header in markdown
     assert results["references"]["gbdt"]["click/auc"] > 0.5  # fit in labels_split
+    assert results["references"]["bayes"]["click/auc"] > 0.5  # the generator's ceiling
     assert (report_dir / "results.csv").read_text().startswith("task,metric,direction,model")
     assert "<table>" in (report_dir / "report.html").read_text()
     assert results["figures"] == ["metrics.png", "grad_norms.png", "epoch_time.png"]

@@ -30,6 +30,9 @@ RAW_TEST_FILE = "test_raw.parquet"  # the test rows' raw features and targets, f
 FEATURES_FILE = "features.json"
 DATA_CARD_JSON = "data_card.json"
 DATA_CARD_MD = "data_card.md"
+#: labels_split -> evaluate: test metrics of the reference predictors (Bayes and additive-only
+#: when the source knows them, HistGradientBoosting), `{name: {"<task>/<metric>": value}}`
+REFERENCES_FILE = "references.json"
 # train -> evaluate, register
 MODEL_WEIGHTS_FILE = "model.pt"
 MODEL_SPEC_FILE = "model.json"
@@ -38,9 +41,6 @@ DIVERGED_FILE = "diverged.json"  # instead of the model, under train.on_divergen
 PREDICTIONS_FILE = "predictions.parquet"
 METRICS_FILE = "metrics.json"
 # significance -> register, KFP UI, MLflow
-GBDT_FILE = (
-    "gbdt.json"  # labels_split -> evaluate: the HistGradientBoosting reference's test metrics
-)
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 RESULTS_CSV = "results.csv"

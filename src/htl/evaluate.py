@@ -8,10 +8,10 @@ import pandas as pd
 
 from htl.artifacts import (
     FEATURES_FILE,
-    GBDT_FILE,
     METRICS_FILE,
     MODEL_SPEC_FILE,
     PREDICTIONS_FILE,
+    REFERENCES_FILE,
     MetricsRecord,
     ModelSpec,
     load_model,
@@ -39,9 +39,9 @@ def evaluate_model(
     references = trivial_references(
         targets, {k: train_targets[k].to_numpy() for k in targets}, model.tasks
     )
-    gbdt = Path(splits_dir) / GBDT_FILE
-    if gbdt.is_file():
-        references["gbdt"] = read_json(gbdt)
+    computed = Path(splits_dir) / REFERENCES_FILE  # Bayes, additive, HistGradientBoosting
+    if computed.is_file():
+        references.update(read_json(computed))
     record = MetricsRecord(
         model=spec.model,
         architecture=spec.architecture,

@@ -138,9 +138,18 @@ def metric_of(metric_key: str) -> Metric | None:
     return next((m for m in METRICS if m.name == name), None)
 
 
-#: The references every report shows beside the models: HistGradientBoosting per task
-#: (`htl.gbdt`, when labels_split computed it) and the constant predictors.
-REFERENCES = ("gbdt", "train_mean", "zero")
+#: The references every report shows beside the models, in column order: the Bayes and
+#: additive-only predictions (synthetic data only: the generator knows them),
+#: HistGradientBoosting per task (`htl.gbdt`, when labels_split computed it) and the constant
+#: predictors.
+REFERENCE_LABELS = {
+    "bayes": "Bayes ceiling",
+    "additive": "additive only",
+    "gbdt": "HistGradientBoosting",
+    "train_mean": "predict train mean",
+    "zero": "predict 0",
+}
+REFERENCES = tuple(REFERENCE_LABELS)
 
 
 def trivial_references(

@@ -31,15 +31,10 @@ from htl.artifacts import (
     RESULTS_CSV,
     RESULTS_JSON,
 )
-from htl.metrics import REFERENCES, higher_is_better, metric_of
+from htl.metrics import REFERENCE_LABELS, REFERENCES, higher_is_better, metric_of
 from htl.stats import Comparison, collect, compare, summarize
 from htl.storage import atomic_directory, atomic_write_text, write_json
 
-REFERENCE_LABELS = {
-    "gbdt": "HistGradientBoosting",
-    "zero": "predict 0",
-    "train_mean": "predict train mean",
-}
 DIGITS = 4
 
 

@@ -93,16 +93,18 @@ def run_labels_split(
     config: ExperimentConfig, events_dir: str | Path, out_dir: str | Path, parent: str | None
 ) -> dict[str, Any]:
     from htl.data.prepare import prepare_splits
+    from htl.storage import read_json, write_json
 
     with tracking.step_run(config, parent, "labels_split"):
         card = prepare_splits(events_dir, out_dir, config.data)
+        references = read_json(Path(out_dir) / artifacts.REFERENCES_FILE)  # Bayes, additive
         if config.data.gbdt_rows:  # the non-deep reference every report shows
             from htl.gbdt import gbdt_reference
-            from htl.storage import write_json
 
-            reference = gbdt_reference(out_dir, config.data.gbdt_rows, config.data.seed)
-            write_json(Path(out_dir) / artifacts.GBDT_FILE, reference)
-            tracking.log_metrics({f"gbdt/{k}": v for k, v in reference.items()})
+            references["gbdt"] = gbdt_reference(out_dir, config.data.gbdt_rows, config.data.seed)
+            write_json(Path(out_dir) / artifacts.REFERENCES_FILE, references)
+        for name, metrics in references.items():
+            tracking.log_metrics({f"{name}/{k}": v for k, v in metrics.items()})
         tracking.log_metrics({f"{s}/rows": float(v["rows"]) for s, v in card["splits"].items()})
         tracking.log_metrics({"chain_violations": float(card["chain_violations"])})
         tracking.log_artifact(Path(out_dir) / artifacts.DATA_CARD_MD)

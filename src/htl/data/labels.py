@@ -25,7 +25,12 @@ class LabelReport:
 
 def check_columns(frame: pd.DataFrame, schema: EventSchema, where: str) -> None:
     """Every schema column present; features hashable, targets numeric and finite."""
-    needed = [*schema.features, *schema.targets, *([schema.time] if schema.time else [])]
+    needed = [
+        *schema.features,
+        *schema.targets,
+        *([schema.time] if schema.time else []),
+        *schema.reference_columns,
+    ]
     for column in needed:
         if column not in frame.columns:
             close = closest(column, frame.columns)

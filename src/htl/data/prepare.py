@@ -14,6 +14,7 @@ from htl.artifacts import (
     EVENTS_FILE,
     FEATURES_FILE,
     RAW_TEST_FILE,
+    REFERENCES_FILE,
     SCHEMA_FILE,
     SPLITS,
     split_path,
@@ -21,11 +22,13 @@ from htl.artifacts import (
 from htl.config import DataConfig
 from htl.data.features import FeatureEncoder
 from htl.data.labels import apply_chain, check_columns
-from htl.data.schema import EventSchema
+from htl.data.schema import EventSchema, reference_column
 from htl.data.split import chronological_split
 from htl.data.table1 import TABLE1
 from htl.errors import DataError
+from htl.metrics import REFERENCE_LABELS, evaluate_predictions, trivial_references
 from htl.storage import atomic_directory, atomic_write_text, write_json
+from htl.tasks import TaskSpec
 
 
 def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig) -> dict[str, Any]:
@@ -71,7 +74,9 @@ def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig
         core_transform=data.core_transform,
         numeric_encoding=data.numeric_encoding,
     )
+    references = _reference_metrics(schema, splits)
     card = _card(schema, report, splits, encoder, totals)
+    card["references"] = references
     with atomic_directory(out_dir) as tmp:
         for name, frame in splits.items():
             encoded = encoder.encode(frame)
@@ -84,8 +89,31 @@ def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig
         splits["test"][raw_columns].to_parquet(tmp / RAW_TEST_FILE, index=False)
         encoder.save(tmp / FEATURES_FILE)
         write_json(tmp / DATA_CARD_JSON, card)
+        write_json(tmp / REFERENCES_FILE, {k: references[k] for k in schema.references})
         atomic_write_text(tmp / DATA_CARD_MD, _card_markdown(card))
     return card
+
+
+def _reference_metrics(
+    schema: EventSchema, splits: dict[str, pd.DataFrame]
+) -> dict[str, dict[str, float]]:
+    """Test metrics of the source's reference predictors (the Bayes and additive-only
+    predictions of a synthetic profile) and of the constant predictors."""
+    tasks = TaskSpec(schema.chain, schema.core)
+    test, train = splits["test"], splits["train"]
+    targets = {t: test[t].to_numpy(dtype=np.float64) for t in schema.targets}
+    out = {
+        name: evaluate_predictions(
+            targets,
+            {t: test[reference_column(name, t)].to_numpy(dtype=np.float64) for t in tasks.names},
+            tasks,
+        )
+        for name in schema.references
+    }
+    trivial = trivial_references(
+        targets, {t: train[t].to_numpy(dtype=np.float64) for t in schema.targets}, tasks
+    )
+    return {**out, **trivial}
 
 
 def _stats(frame: pd.DataFrame, schema: EventSchema) -> dict[str, Any]:
@@ -148,6 +176,21 @@ def _number(value: float) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
 
 
+def _references_markdown(card: dict[str, Any]) -> list[str]:
+    """The reference predictors' test metrics: the ceiling (when the source knows it) beside
+    the constant predictions."""
+    references = card.get("references", {})
+    keys = [k for k in next(iter(references.values()), {}) if not k.endswith(("/rmse", "/mae"))]
+    if not keys:
+        return []
+    lines = ["## Reference predictors on the test split", "",
+             "| predictor | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]  # fmt: skip
+    for name, metrics in references.items():
+        cells = [f"{metrics[k]:.4f}" if k in metrics else "" for k in keys]
+        lines.append(f"| {REFERENCE_LABELS.get(name, name)} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _card_markdown(card: dict[str, Any]) -> str:
     chain = " → ".join([*card["chain"], card["core"]])
     lines = [
@@ -171,7 +214,9 @@ def _card_markdown(card: dict[str, Any]) -> str:
             lines.append(
                 f"| {key} | {_number(row['data'])} | {_number(row['paper'])} | {row['gap']:+.1%} |"
             )
-        lines += ["", "## Splits", ""]
+        lines += [""]
+    lines += _references_markdown(card)
+    lines += ["## Splits", ""]
     columns = [k for k in card["splits"]["train"] if k not in ("time_min", "time_max")]
     lines.append("| split | " + " | ".join(columns) + " |")
     lines.append("|---|" + "---|" * len(columns))

@@ -18,11 +18,23 @@ class EventSchema(Record):
     numeric: tuple[str, ...] = ()
     dataset: str | None = None  # kuairand | kaggle | product: the paper's Table 1 row it mirrors
     origin: str = ""  # where the events came from, for error messages and the data card
+    #: Reference predictors the source knows (synthetic: "bayes", "additive"): a column
+    #: `reference_column(name, task)` per task, never a feature.
+    references: tuple[str, ...] = ()
 
     @property
     def targets(self) -> tuple[str, ...]:
         return (*self.chain, self.core)
 
     @property
+    def reference_columns(self) -> tuple[str, ...]:
+        return tuple(reference_column(r, t) for r in self.references for t in self.targets)
+
+    @property
     def features(self) -> tuple[str, ...]:
         return (*self.categorical, *self.numeric)
+
+
+def reference_column(predictor: str, task: str) -> str:
+    """The column of a reference predictor's expected value of `task`."""
+    return f"{predictor}__{task}"
