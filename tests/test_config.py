@@ -97,6 +97,11 @@ def test_round_trip_through_pipeline_parameter_types() -> None:
             {"data": {"core_transform": "log1p"}, "train": {"core_loss": "ziln"}},
             ["log1p needs 'train.core_loss' mse"],
         ),
+        (
+            {"data": {"core_transform": "standardize"}, "train": {"core_loss": "ziln"}},
+            ["standardize needs 'train.core_loss' mse"],
+        ),
+        ({"data": {"core_transform": "zscore"}}, ["'data.core_transform' is 'zscore'"]),
     ],
 )
 def test_bad_config_names_the_key(raw: object, fragments: list[str]) -> None:

@@ -151,7 +151,14 @@ def test_prepare_splits_writes_encoded_splits(tmp_path: Path) -> None:
     assert sum(sizes.values()) == 2000 and sizes["train"] == 1600
     train = pd.read_parquet(split_path(tmp_path / "splits", "train"))
     encoder = FeatureEncoder.load(tmp_path / "splits" / FEATURES_FILE)
-    assert list(train.columns) == [*encoder.fields, "click", "long_view", "watch_time"]
+    values = [f"{name}__value" for name in encoder.dense]  # the dense duration's values
+    assert encoder.dense and list(train.columns) == [
+        *encoder.fields,
+        *values,
+        "click",
+        "long_view",
+        "watch_time",
+    ]
     assert all(train[f].dtype == np.int32 for f in encoder.fields)
     assert train.watch_time.dtype == np.float32
     assert card["splits"]["train"]["time_max"] <= card["splits"]["valid"]["time_min"]

@@ -68,7 +68,14 @@ def test_ingest_and_splits(finished_run: dict) -> None:
     assert sizes == {"train": 2400, "valid": 300, "test": 300}
     features = json.loads((splits / "features.json").read_text())
     train = pd.read_parquet(splits / "train.parquet")
-    assert list(train.columns) == [*features["fields"], "click", "long_view", "watch_time"]
+    values = [f"{name}__value" for name in features["dense"]]  # the dense duration's values
+    assert values and list(train.columns) == [
+        *features["fields"],
+        *values,
+        "click",
+        "long_view",
+        "watch_time",
+    ]
     for field, card in zip(features["fields"], features["cardinalities"], strict=False):
         assert train[field].min() >= 0 and train[field].max() < card
     assert (splits / "data_card.md").is_file()

@@ -100,10 +100,29 @@ def test_label_embedding_is_tempered_sigmoid_with_row_index_as_label() -> None:
 
 
 def test_tau_schedule() -> None:
-    o = HTLNetOptions(tau_start=10.0, tau_decay_steps=100.0)
-    assert o.tau(0) == 10.0 and o.tau(100) == 5.0 and o.tau(50) == pytest.approx(10 * 0.5**0.5)
-    s = HTLNetOptions(tau_start=10.0, tau_decay_steps=100.0, tau_staircase=True)
-    assert s.tau(99) == 10.0 and s.tau(100) == 5.0 and s.tau(250) == 2.5
+    """The paper's per-step schedule ignores the run's length; the default reaches τ_end at
+    the last step of any run."""
+    o = HTLNetOptions(tau_schedule="step", tau_start=10.0, tau_decay_steps=100.0)
+    assert o.tau(0, 7) == 10.0 and o.tau(100, 7) == 5.0
+    assert o.tau(50, 10**6) == pytest.approx(10 * 0.5**0.5)
+    s = HTLNetOptions(tau_schedule="step", tau_start=10.0, tau_decay_steps=100.0,
+                      tau_staircase=True)  # fmt: skip
+    assert s.tau(99, 7) == 10.0 and s.tau(100, 7) == 5.0 and s.tau(250, 7) == 2.5
+    run = HTLNetOptions()  # the default: over the run, from τ0 = 10 to τ_end = 1
+    assert run.tau_schedule == "run" and run.tau_end == 1.0
+    for total in (2, 157, 20_000):
+        assert run.tau(0, total) == 10.0 and run.tau(total - 1, total) == pytest.approx(1.0)
+    assert run.tau(50, 101) == pytest.approx(10**0.5)  # geometric: halfway is √(τ0·τ_end)
+    assert HTLNetOptions(tau_min=2.0).tau(100, 101) == 2.0
+
+
+def test_hpo_tunes_the_schedule_in_use() -> None:
+    from htl.models.registry import resolve
+
+    assert "tau_end" in resolve("htlnet").search_space()
+    assert "tau_decay_steps" not in resolve("htlnet").search_space()
+    paper = resolve("htlnet", {"tau_schedule": "step"}).search_space()
+    assert "tau_decay_steps" in paper and "tau_end" not in paper
 
 
 def dense_algorithm1(task_grads, core, alpha, gamma, clip):

@@ -207,3 +207,21 @@ def test_a_metric_added_to_the_registry_reaches_evaluation_tests_and_report(
     md = (tmp_path / "report.md").read_text()
     rows = [line.split("|")[2].strip() for line in md.splitlines() if line.startswith("| c |")]
     assert rows == ["AUC↑", "Logloss↓", "Brier↓"]  # the registry's order and direction
+
+
+def test_the_distance_from_the_ceiling_is_shown_when_the_data_has_one(tmp_path: Path) -> None:
+    ceiling = {"bayes": {"c/auc": 0.9, "c/logloss": 0.1, "w/nrmse": 0.7},
+               "additive": {"c/auc": 0.72, "c/logloss": 0.3, "w/nrmse": 0.93}}  # fmt: skip
+    with_ceiling = [{**r, "references": {**r["references"], **ceiling}} for r in records()]
+    result = build_report(with_ceiling, "htlnet", "student", 0.05, "T", tmp_path, order=ORDER)
+    gaps = result["ceiling_gaps"]
+    assert gaps["c/auc"]["htlnet"] == pytest.approx(0.9 - 0.801)  # ↑: ceiling minus the mean
+    assert gaps["w/nrmse"]["mmoe"] == pytest.approx(0.85 - 0.7)  # ↓: the mean minus ceiling
+    assert gaps["c/auc"]["additive"] == pytest.approx(0.18)
+    assert gaps["w/nrmse"]["train_mean"] == pytest.approx(0.3)
+    md = (tmp_path / "report.md").read_text()
+    assert "## How far from the ceiling" in md
+    assert row_cells(md, "| task |")[4:6] == ["Bayes ceiling", "additive only"]
+    assert "| c/auc | +0.1490 | +0.1990 | +0.2990 | +0.0990 | +0.1800 | +0.4000 |" in md
+    build_report(records(), "htlnet", "student", 0.05, "T", tmp_path / "real", order=ORDER)
+    assert "ceiling" not in (tmp_path / "real" / "report.md").read_text()  # real data: none

@@ -125,7 +125,9 @@ def test_batch_predict_in_chunks_equals_the_pyfunc(served: dict, tmp_path: Path)
     expected = mlflow.pyfunc.load_model(f"models:/{config.register.name}@champion").predict(rows)
     assert list(got.columns) == ["company", *TARGETS] and len(got) == len(rows)
     assert got["company"].tolist() == rows["company"].tolist()
-    np.testing.assert_allclose(got[TARGETS].to_numpy(), expected.to_numpy(), rtol=1e-6)
+    # equal up to float32 rounding: a dense value's product is summed in another order when
+    # the batch shape changes (7-row chunks against the whole frame)
+    np.testing.assert_allclose(got[TARGETS].to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-6)
     assert [p.name for p in (tmp_path / "scores").iterdir()] == ["out.parquet"]  # no temp left
 
 
@@ -143,4 +145,6 @@ def test_batch_predict_reads_and_writes_gs(served: dict, gcs: object, tmp_path: 
     gcs.blob("scores/out.parquet").download_to_filename(str(tmp_path / "out.parquet"))
     got = pd.read_parquet(tmp_path / "out.parquet")
     expected = mlflow.pyfunc.load_model(f"models:/{config.register.name}@champion").predict(rows)
-    np.testing.assert_allclose(got[TARGETS].to_numpy(), expected.to_numpy(), rtol=1e-6)
+    # equal up to float32 rounding: a dense value's product is summed in another order when
+    # the batch shape changes (7-row chunks against the whole frame)
+    np.testing.assert_allclose(got[TARGETS].to_numpy(), expected.to_numpy(), rtol=1e-5, atol=1e-6)

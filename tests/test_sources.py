@@ -106,7 +106,7 @@ def test_events_without_time_split_at_random_and_numeric_features_bucketize(
     table.to_parquet(tmp_path / "log.parquet", index=False)
     data = DataConfig(
         source="events", path=str(tmp_path / "log.parquet"), events=replace(EVENTS, time=None),
-        buckets=4,
+        buckets=4, numeric_encoding="bucketize",
     )  # fmt: skip
     ingest(data, tmp_path / "events")
     card = prepare_splits(tmp_path / "events", tmp_path / "splits", data)

@@ -93,7 +93,7 @@ def test_every_step_runs_alone_and_registers_on_a_server(
         ],
         capsys,
     )
-    assert Path(report).read_text().count("| dnn | htlnet |") == 1  # reference last
+    assert Path(report).read_text().count("| task | metric | dnn | htlnet |") == 1  # reference last
     version = run(
         [
             "register",

@@ -63,7 +63,7 @@ class EventsConfig:
     """Column roles of an `events` source: any event table the config describes."""
 
     categorical: tuple[str, ...] = ()
-    numeric: tuple[str, ...] = ()  # bucketized at train quantiles
+    numeric: tuple[str, ...] = ()  # encoded by data.numeric_encoding
     chain: tuple[str, ...] = ()  # ordered binary steps
     core: str = ""  # the continuous target
     time: str | None = None  # chronological split on it; none: a seeded random split
@@ -102,9 +102,13 @@ class DataConfig:
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     min_count: int = 1
     buckets: Annotated[int, Range(2)] = 10  # quantile buckets per numeric feature, fit on train
-    numeric_encoding: Literal["bucketize", "dense"] = "bucketize"  # dense: a value-scaled row
+    # dense: one embedding row scaled by the standardised value (measured default,
+    # docs/datasets.md); bucketize: `buckets` train quantiles
+    numeric_encoding: Literal["bucketize", "dense"] = "dense"
     on_violation: Literal["error", "repair", "drop"] = "error"
-    core_transform: Literal["none", "log1p"] = "none"  # log1p: train on log1p(y), report raw
+    # the MSE core's training scale (metrics stay raw): standardize = (y - mean) / std of
+    # train; log1p = log1p(y), predictions back through a bias-corrected expm1
+    core_transform: Literal["none", "standardize", "log1p"] = "none"
     gbdt_rows: Annotated[int, NON_NEGATIVE] = 1_000_000  # HistGradientBoosting reference; 0: none
     events: EventsConfig = field(default_factory=EventsConfig)
     kuairand: KuaiRandConfig = field(default_factory=KuaiRandConfig)
@@ -543,9 +547,10 @@ def _validate(config: ExperimentConfig, source: str) -> None:
             f"got {list(split)}"
         )
     _validate_data(config.data, source)
-    if config.data.core_transform == "log1p" and config.train.core_loss != "mse":
+    if config.data.core_transform != "none" and config.train.core_loss != "mse":
         raise ConfigError(
-            f"{source}: 'data.core_transform' log1p needs 'train.core_loss' mse "
+            f"{source}: 'data.core_transform' {config.data.core_transform} needs "
+            "'train.core_loss' mse "
             f"(ZILN models the raw amounts), got {config.train.core_loss!r}"
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -23,13 +24,50 @@ def task_losses(
         name: F.binary_cross_entropy_with_logits(outputs[name], targets[name])
         for name in tasks.chain
     }
-    core_out, core_y = outputs[tasks.core], targets[tasks.core]
-    if tasks.core_transform == "log1p":
-        core_y = torch.log1p(core_y)
+    core_out, core_y = (
+        _with_offset(outputs[tasks.core], tasks),
+        training_scale(targets[tasks.core], tasks),
+    )
     losses[tasks.core] = (
         ziln_loss(core_out, core_y) if tasks.core_loss == "ziln" else F.mse_loss(core_out, core_y)
     )
     return losses
+
+
+def training_scale(y: torch.Tensor, tasks: TaskSpec) -> torch.Tensor:
+    """The core target on the scale the MSE is computed on."""
+    if tasks.core_transform == "log1p":
+        return torch.log1p(y)
+    if tasks.core_transform == "standardize":
+        mean, std = tasks.core_moments
+        return (y - mean) / std
+    return y
+
+
+def _with_offset(core: torch.Tensor, tasks: TaskSpec) -> torch.Tensor:
+    if not tasks.core_offset:
+        return core
+    return core + torch.tensor(tasks.core_offset, dtype=core.dtype, device=core.device).squeeze(0)
+
+
+def with_core_statistics(tasks: TaskSpec, y: torch.Tensor) -> TaskSpec:
+    """The task spec with the train core's statistics: its mean and std, and the head offset
+    that starts every model at the train mean of its training-scale target."""
+    y = y.double()
+    moments = (float(y.mean()), float(y.std(unbiased=False).clamp_min(1e-12)))
+    if tasks.core_loss == "ziln":
+        positive = y[y > 0]
+        share = float((y > 0).double().mean().clamp(1e-6, 1 - 1e-6))
+        logs = torch.log(positive) if len(positive) else torch.zeros(1, dtype=y.dtype)
+        sigma = float(logs.std(unbiased=False).clamp_min(1e-3)) if len(logs) > 1 else 1.0
+        offset = (
+            math.log(share / (1 - share)),
+            float(logs.mean()),
+            sigma + math.log(-math.expm1(-sigma)),
+        )
+    else:
+        offset = (float(training_scale(y, replace(tasks, core_moments=moments)).mean()),)
+    return replace(tasks, core_moments=moments, core_offset=offset)
 
 
 def ziln_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -55,15 +93,20 @@ def _ziln_parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch
 
 def predictions(outputs: dict[str, torch.Tensor], tasks: TaskSpec) -> dict[str, torch.Tensor]:
     """Probabilities for the chain, the core on the raw target scale: the expected value (MSE,
-    ZILN), or expm1 of the log1p-scale prediction (clipped at 0) under `core_transform: log1p`."""
+    ZILN); under `standardize` ŷ·std + mean; under `log1p` the bias-corrected
+    expm1(ŷ + σ²/2) (σ² the validation residual variance on the log1p scale), clipped at 0."""
     preds = {name: torch.sigmoid(outputs[name]) for name in tasks.chain}
-    core = outputs[tasks.core]
+    core = _with_offset(outputs[tasks.core], tasks)
     if tasks.core_loss == "ziln":
         p_logit, mu, sigma = _ziln_parts(core)
         exponent = torch.clamp(mu + sigma**2 / 2, max=LOG_FLOAT32_MAX)
         preds[tasks.core] = torch.sigmoid(p_logit) * torch.exp(exponent)
     elif tasks.core_transform == "log1p":
-        preds[tasks.core] = torch.expm1(core).clamp_min(0.0)
+        exponent = torch.clamp(core + tasks.core_residual_variance / 2, max=LOG_FLOAT32_MAX)
+        preds[tasks.core] = torch.expm1(exponent).clamp_min(0.0)
+    elif tasks.core_transform == "standardize":
+        mean, std = tasks.core_moments
+        preds[tasks.core] = core * std + mean
     else:
         preds[tasks.core] = core
     return preds

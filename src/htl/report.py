@@ -110,6 +110,7 @@ def build_report(
         "values": values,
         "references": records[0].get("references", {}),
         "comparisons": [{**asdict(c), "verdict": c.verdict(alpha)} for c in comparisons],
+        "ceiling_gaps": ceiling_gaps(table),
     }
     if diverged:
         result["diverged"] = [
@@ -133,7 +134,8 @@ def build_report(
             if made
         ]  # fmt: skip
         markdown = render_markdown(table, comparisons, reference, alpha, title, caption)
-        extra = _diverged_markdown(diverged) + studies_markdown(studies or {})
+        extra = ceiling_markdown(table) + _diverged_markdown(diverged)
+        extra += studies_markdown(studies or {})
         atomic_write_text(tmp / REPORT_MD, markdown + extra)
         atomic_write_text(
             tmp / REPORT_HTML, render_html(table, title, caption, [tmp / f for f in figures])
@@ -276,6 +278,44 @@ def render_markdown(
                 f"| {c.metric} | {c.reference_mean:.4f} | {c.baseline} | {c.baseline_mean:.4f} "
                 f"| {seeds} | {c.t:.3f} | {c.p:.4f} | {c.verdict(alpha)} |"
             )
+    return "\n".join(lines) + "\n"
+
+
+#: Shown beside the models in the distance-from-the-ceiling table.
+BENCHMARKS = ("additive", "gbdt", "train_mean")
+
+
+def ceiling_gaps(table: Table) -> dict[str, dict[str, float]]:
+    """Per ranked metric with a Bayes reference, how far each model's mean (and each other
+    reference) is from it, in the metric's units, positive = worse than the ceiling."""
+    gaps: dict[str, dict[str, float]] = {}
+    for row in table.rows:
+        if "bayes" not in row.references:
+            continue
+        bayes, sign = row.references["bayes"], 1 if row.higher_is_better else -1
+        values = {m: row.cells[m].mean for m in table.models}
+        values |= {r: row.references[r] for r in BENCHMARKS if r in row.references}
+        gaps[row.metric] = {k: sign * (bayes - v) for k, v in values.items()}
+    return gaps
+
+
+def ceiling_markdown(table: Table) -> str:
+    """The distance-from-the-ceiling table (synthetic data only: real data has no ceiling)."""
+    gaps = ceiling_gaps(table)
+    if not gaps:
+        return ""
+    columns = list(next(iter(gaps.values())))
+    labels = [REFERENCE_LABELS.get(c, c) for c in columns]
+    lines = [
+        "", "## How far from the ceiling", "",
+        "The Bayes ceiling minus each mean (for ↓ metrics the mean minus the ceiling): 0 is the "
+        "best any predictor can do in expectation; a model with a smaller gap than the "
+        "additive-only one learned interactions the additive part does not hold.", "",
+        "| metric | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(columns),
+    ]  # fmt: skip
+    for metric, row in gaps.items():
+        cells = [f"{row[c]:+.4f}" if math.isfinite(row[c]) else "—" for c in columns]
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

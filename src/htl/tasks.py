@@ -12,17 +12,27 @@ class TaskSpec:
     chain: tuple[str, ...]
     core: str
     core_loss: str = "mse"
-    core_transform: str = "none"  # log1p: the MSE is on log1p(y), predictions come back expm1
+    core_transform: str = "none"  # the MSE core's training scale: none | standardize | log1p
+    #: Train statistics of the core (`htl.losses.with_core_statistics`): (mean, std) of the
+    #: target for standardize; the offset added to the core head's raw output(s), i.e. the
+    #: head's bias starting at the train mean on the training scale (ZILN: P(y > 0) logit, μ,
+    #: softplus⁻¹(σ) of the positive amounts); log1p's residual variance on validation, for
+    #: the bias-corrected back-transform expm1(ŷ + σ²/2).
+    core_moments: tuple[float, float] = (0.0, 1.0)
+    core_offset: tuple[float, ...] = ()
+    core_residual_variance: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.chain:
             raise ValueError("a task spec needs at least one binary task before the core (T >= 1)")
         if self.core_loss not in ("mse", "ziln"):
             raise ValueError(f"core_loss is {self.core_loss!r}; expected 'mse' or 'ziln'")
-        if self.core_transform not in ("none", "log1p"):
-            raise ValueError(f"core_transform is {self.core_transform!r}; expected none or log1p")
+        if self.core_transform not in ("none", "standardize", "log1p"):
+            raise ValueError(
+                f"core_transform is {self.core_transform!r}; expected none, standardize or log1p"
+            )
         if self.core_transform != "none" and self.core_loss != "mse":
-            raise ValueError("core_transform log1p applies to the MSE core only")
+            raise ValueError(f"core_transform {self.core_transform} applies to the MSE core only")
         if len({*self.chain, self.core}) != len(self.chain) + 1:
             raise ValueError(f"task names must be distinct, got {[*self.chain, self.core]}")
 

@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from htl.config import TrainSpec
 from htl.data.features import FeatureEncoder
 from htl.errors import TrainingDiverged
 from htl.gradients import GradientStrategy
-from htl.losses import predictions, task_losses
+from htl.losses import predictions, task_losses, with_core_statistics
 from htl.metrics import evaluate_predictions
 from htl.models.base import MultiTaskModel
 from htl.models.registry import resolve
@@ -85,11 +85,30 @@ class TrainingData:
 
 
 def load_training_data(splits_dir: str | Path, core_loss: str, device: str) -> TrainingData:
+    """The encoder, the task spec with the train core's statistics, and both splits."""
     encoder = FeatureEncoder.load(Path(splits_dir) / FEATURES_FILE)
-    tasks = TaskSpec(encoder.chain, encoder.core, core_loss, encoder.core_transform)
     target = resolve_device(device)
     train, valid = (load_split(splits_dir, s, encoder, target) for s in ("train", "valid"))
+    tasks = TaskSpec(encoder.chain, encoder.core, core_loss, encoder.core_transform)
+    tasks = with_core_statistics(tasks, train.y[encoder.core])
     return TrainingData(encoder, tasks, target, train, valid)
+
+
+@torch.no_grad()
+def with_residual_variance(model: MultiTaskModel, data: SplitTensors) -> None:
+    """Under `log1p`, store the validation residual variance of the log1p-scale core in the
+    model's task spec: the back-transform's bias correction (a log-normal's E = e^(μ+σ²/2))."""
+    if model.tasks.core_transform != "log1p":
+        return
+    model.eval()
+    squared = 0.0
+    for start in range(0, len(data), EVAL_BATCH):
+        scale = None if data.scale is None else data.scale[start : start + EVAL_BATCH]
+        out = model(data.x[start : start + EVAL_BATCH], scale)[model.tasks.core]
+        fitted = out + model.tasks.core_offset[0]
+        y = torch.log1p(data.y[model.tasks.core][start : start + EVAL_BATCH])
+        squared += float(((y - fitted).double() ** 2).sum())
+    model.tasks = replace(model.tasks, core_residual_variance=squared / max(len(data), 1))
 
 
 def load_split(
@@ -166,6 +185,7 @@ def run_epoch(
     batch_size: int,
     generator: torch.Generator,
     first_step: int = 0,
+    total_steps: int = 0,
     desc: str = "train",
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -181,7 +201,7 @@ def run_epoch(
     norm_sum: torch.Tensor | None = None  # [T+1, 2] shared-gradient norms, before/after
     for i in tqdm(range(steps), desc=desc, leave=False, disable=not progress):
         idx = order[i * batch_size : (i + 1) * batch_size]
-        model.on_train_step(first_step + i)
+        model.on_train_step(first_step + i, total_steps or steps)
         y = {k: v[idx] for k, v in train.y.items()}
         scale = None if train.scale is None else train.scale[idx]
         losses, norms = train_step(model, optimizer, strategy, shared, train.x[idx], y, scale)
@@ -230,10 +250,12 @@ def fit(
         started = time.perf_counter()
         losses, norms = run_epoch(
             model, optimizer, strategy, shared, train, params.batch_size, generator,
-            state.epoch * steps_per_epoch, desc=f"epoch {epoch}", progress=progress,
+            state.epoch * steps_per_epoch, params.epochs * steps_per_epoch,
+            desc=f"epoch {epoch}", progress=progress,
         )  # fmt: skip
         train_losses = losses.tolist()  # the epoch's one host sync
         seconds = time.perf_counter() - started
+        with_residual_variance(model, valid)  # log1p's back-transform, for these weights
         valid_metrics, diagnostics = score_and_diagnose(model, valid)
         record = {
             "epoch": float(epoch),
@@ -269,6 +291,7 @@ def fit(
                 checkpoint_meta or {},
             )  # fmt: skip
     model.load_state_dict(state.best_state)
+    with_residual_variance(model, valid)
     if checkpoint is not None:
         Path(checkpoint).unlink(missing_ok=True)
     return FitResult(state.history, state.best_epoch, state.best_valid, resumed_from)
@@ -424,7 +447,7 @@ def train_model(
         cardinalities=cardinalities,
         embed_dim=params.embed_dim,
         tower_dims=list(model.tower_dims),
-        tasks=data.tasks,
+        tasks=model.tasks,  # with the train statistics and the back-transform's correction
         options={**asdict(recipe.options), **asdict(recipe.gradient)},
         params=params,
         best_epoch=result.best_epoch,

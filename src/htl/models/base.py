@@ -30,6 +30,11 @@ class MultiTaskModel(nn.Module):
     #: HPO's grid per option of this model (Table 6); the training keys are searched for all.
     search_space: ClassVar[dict[str, list[Any]]] = {}
 
+    @classmethod
+    def searched(cls, options: ModelOptions) -> dict[str, list[Any]]:
+        """The grids HPO searches for these options (default: all of `search_space`)."""
+        return cls.search_space
+
     def __init__(
         self,
         cardinalities: Sequence[int],
@@ -70,8 +75,9 @@ class MultiTaskModel(nn.Module):
         """Model-specific loss terms, keyed by the task whose loss they join (AITM's constraint)."""
         return {}
 
-    def on_train_step(self, step: int) -> None:
-        """Called by the engine before each optimiser step (schedules such as HTLNet's τ)."""
+    def on_train_step(self, step: int, total_steps: int) -> None:
+        """Called by the engine before each optimiser step `step` (0-based) of the run's
+        `total_steps` (epochs × batches; schedules such as HTLNet's τ)."""
 
     def diagnostics(self, preds: dict[str, torch.Tensor]) -> dict[str, float]:
         """Model-specific numbers the engine logs every epoch beside the validation metrics,

@@ -27,8 +27,12 @@ class HTLNetOptions(ModelOptions):
 
     label_dim: Annotated[int, AT_LEAST_1] = 10  # L_d
     tau_start: Annotated[float, POSITIVE] = 10.0
-    tau_decay_steps: Annotated[float, POSITIVE] = 10_000.0  # τ_d: τ halves every τ_d steps
-    tau_staircase: bool = False
+    # run: τ goes from tau_start to tau_end over the run's optimiser steps, whatever their
+    # number; step: the paper's τ halving every τ_d steps (App. B.1), tied to the data size
+    tau_schedule: Literal["run", "step"] = "run"
+    tau_end: Annotated[float, POSITIVE] = 1.0  # run: τ at the last step (1: p = the prediction)
+    tau_decay_steps: Annotated[float, POSITIVE] = 10_000.0  # step: τ_d, τ halves every τ_d steps
+    tau_staircase: bool = False  # step: halve at once every τ_d steps
     tau_min: float = 0.0  # floor for τ; 0 = none (model-spec A2)
     leu_noise: Literal["none", "logistic"] = "none"  # logistic: binary Gumbel-softmax, training
     ifu_op: Literal["attention", "concat"] = "attention"  # Fig. 4
@@ -40,11 +44,18 @@ class HTLNetOptions(ModelOptions):
         if not 0 <= self.tau_min <= self.tau_start:
             raise ValueError(f"'tau_min' must be in [0, tau_start], got {self.tau_min}")
 
-    def tau(self, step: int) -> float:
-        """τ = max(τ0 · 0.5^(step/τ_d), τ_min); continuous by default (model-spec A2)."""
-        steps = self.tau_decay_steps
-        exponent = step // steps if self.tau_staircase else step / steps
-        return max(self.tau_start * 0.5**exponent, self.tau_min)
+    def tau(self, step: int, total_steps: int) -> float:
+        """τ at optimiser step `step` (0-based) of `total_steps`. run: τ0·(τ_end/τ0)^(step /
+        (total − 1)), geometric, reaching τ_end at the last step; step: τ0·0.5^(step/τ_d),
+        continuous unless staircase (model-spec A2). Either floored at τ_min."""
+        if self.tau_schedule == "run":
+            fraction = min(step / max(total_steps - 1, 1), 1.0)
+            value = self.tau_start * (self.tau_end / self.tau_start) ** fraction
+        else:
+            steps = self.tau_decay_steps
+            exponent = step // steps if self.tau_staircase else step / steps
+            value = self.tau_start * 0.5**exponent
+        return max(value, self.tau_min)
 
 
 class InformationFusion(nn.Module):
@@ -74,8 +85,17 @@ class HTLNet(MultiTaskModel):
     Options = HTLNetOptions
     search_space = {
         "label_dim": [5, 10, 15, 20],
-        "tau_decay_steps": [1000.0, 5000.0, 10000.0, 15000.0, 20000.0],
+        "tau_decay_steps": [1000.0, 5000.0, 10000.0, 15000.0, 20000.0],  # Table 6, step only
+        "tau_end": [0.5, 1.0, 2.0],  # run only
     }
+
+    @classmethod
+    def searched(cls, options: ModelOptions) -> dict[str, list]:
+        """The grid of the schedule in use: τ_d tunes the step schedule, τ_end the run one."""
+        unused = (
+            "tau_decay_steps" if getattr(options, "tau_schedule", "run") == "run" else "tau_end"
+        )
+        return {k: v for k, v in cls.search_space.items() if k != unused}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -112,8 +132,8 @@ class HTLNet(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight]
 
-    def on_train_step(self, step: int) -> None:
-        self.tau.fill_(self.options.tau(step))
+    def on_train_step(self, step: int, total_steps: int) -> None:
+        self.tau.fill_(self.options.tau(step, total_steps))
 
     def diagnostics(self, preds: dict[str, torch.Tensor]) -> dict[str, float]:
         """τ, and the 5th/95th percentiles of each LEU's p = sigmoid(z/τ) over the validation

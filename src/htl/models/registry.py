@@ -71,7 +71,8 @@ class Recipe:
 
     def search_space(self) -> dict[str, list[Any]]:
         """The model's grids, then its strategy's (the training keys are not included)."""
-        return {**self.model_class.search_space, **SEARCH_SPACES.get(self.gradient.gradient, {})}
+        own = self.model_class.searched(self.options)
+        return {**own, **SEARCH_SPACES.get(self.gradient.gradient, {})}
 
 
 def registration(name: str) -> Registration:
