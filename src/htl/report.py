@@ -217,8 +217,9 @@ def _caption(summary: dict[str, Any], reference: str, test: str, alpha: float) -
         f"↑ higher is better, ↓ lower is better. Best in **bold**, second underlined. "
         f"`*`: p ≤ {alpha} in a two-sided two-sample {test.capitalize()} t-test over seeds "
         f"between {reference} and the best baseline, on the better of the two. "
-        f"The references on the right (HistGradientBoosting per task, constant predictions) "
-        f"are not ranked."
+        f"The references on the right (on synthetic data the Bayes ceiling and the additive-only "
+        f"prediction the generator knows; HistGradientBoosting per task; constant "
+        f"predictions) are not ranked."
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +187,8 @@ def _references_markdown(card: dict[str, Any]) -> list[str]:
     lines = ["## Reference predictors on the test split", "",
              "| predictor | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]  # fmt: skip
     for name, metrics in references.items():
-        cells = [f"{metrics[k]:.4f}" if k in metrics else "" for k in keys]
+        cells = [f"{metrics[k]:.4f}" if math.isfinite(metrics.get(k, math.nan)) else "—"
+                 for k in keys]  # fmt: skip
         lines.append(f"| {REFERENCE_LABELS.get(name, name)} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 

@@ -66,9 +66,9 @@ def _references(
             w = share * weight / np.sqrt(np.pi)
             for task, value in expected(offset + np.sqrt(2) * z_sd * node).items():
                 additive[task] += w * value
-    return {
-        **{reference_column("bayes", t): v for t, v in bayes.items()},
-        **{reference_column("additive", t): v for t, v in additive.items()},
+    return {  # float32, like the splits' targets: the columns travel with every copy of the rows
+        **{reference_column("bayes", t): v.astype(np.float32) for t, v in bayes.items()},
+        **{reference_column("additive", t): v.astype(np.float32) for t, v in additive.items()},
     }
 
 
