@@ -96,7 +96,7 @@ def build_report(
     table = build_table(
         summary, comparisons, models, alpha, records[0].get("references", {}), task_order
     )
-    caption = _caption(summary, reference, test, alpha)
+    caption = _caption(summary, reference, test, alpha, table.references)
     result = {
         "title": title,
         "reference": reference,
@@ -209,7 +209,9 @@ def _starred(comparison: Comparison | None, alpha: float) -> str | None:
     return None
 
 
-def _caption(summary: dict[str, Any], reference: str, test: str, alpha: float) -> str:
+def _caption(
+    summary: dict[str, Any], reference: str, test: str, alpha: float, references: list[str]
+) -> str:
     seeds = sorted({v[2] for s in summary.values() for v in s.values()})
     noun = "seed" if seeds == [1] else "seeds"
     return (
@@ -217,9 +219,13 @@ def _caption(summary: dict[str, Any], reference: str, test: str, alpha: float) -
         f"↑ higher is better, ↓ lower is better. Best in **bold**, second underlined. "
         f"`*`: p ≤ {alpha} in a two-sided two-sample {test.capitalize()} t-test over seeds "
         f"between {reference} and the best baseline, on the better of the two. "
-        f"The references on the right (on synthetic data the Bayes ceiling and the additive-only "
-        f"prediction the generator knows; HistGradientBoosting per task; constant "
-        f"predictions) are not ranked."
+        f"The references on the right ({', '.join(REFERENCE_LABELS[r] for r in references)}) "
+        f"are not ranked"
+        + (
+            ": the generator knows the Bayes ceiling and the additive-only prediction."
+            if "bayes" in references
+            else "."
+        )
     )
 
 
