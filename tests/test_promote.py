@@ -206,3 +206,15 @@ def test_a_threshold_on_an_unknown_metric_is_refused_at_load_time() -> None:
         ConfigError, match=r"'promote.thresholds.watch_time/nrmes'.*did you mean 'nrmse'"
     ):
         check(config, "exp.yaml")
+
+
+def test_a_champion_that_cannot_read_this_data_is_a_clear_error(workspace: dict) -> None:
+    """A version registered on other columns (the data's schema moved on) cannot be scored on
+    this run's rows: the message names the version and the missing column, no traceback."""
+    from htl.errors import DataError
+    from htl.promote import score, test_rows
+
+    version = register(workspace, "fair", "old-schema")
+    rows, tasks = test_rows(workspace["root"] / "splits")
+    with pytest.raises(DataError, match=r"models:/old-schema/1 cannot score .*'user_id'"):
+        score(f"models:/old-schema/{version}", rows.drop(columns=["user_id"]), tasks)

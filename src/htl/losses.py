@@ -24,13 +24,11 @@ def task_losses(
         name: F.binary_cross_entropy_with_logits(outputs[name], targets[name])
         for name in tasks.chain
     }
-    core_out, core_y = (
-        _with_offset(outputs[tasks.core], tasks),
-        training_scale(targets[tasks.core], tasks),
-    )
-    losses[tasks.core] = (
-        ziln_loss(core_out, core_y) if tasks.core_loss == "ziln" else F.mse_loss(core_out, core_y)
-    )
+    core_out, core_y = outputs[tasks.core], training_scale(targets[tasks.core], tasks)
+    if tasks.core_loss == "ziln":
+        losses[tasks.core] = ziln_loss(core_out, core_y, tasks.core_offset)
+    else:
+        losses[tasks.core] = F.mse_loss(fitted_core(core_out, tasks), core_y)
     return losses
 
 
@@ -44,10 +42,9 @@ def training_scale(y: torch.Tensor, tasks: TaskSpec) -> torch.Tensor:
     return y
 
 
-def _with_offset(core: torch.Tensor, tasks: TaskSpec) -> torch.Tensor:
-    if not tasks.core_offset:
-        return core
-    return core + torch.tensor(tasks.core_offset, dtype=core.dtype, device=core.device).squeeze(0)
+def fitted_core(core: torch.Tensor, tasks: TaskSpec) -> torch.Tensor:
+    """An MSE core's raw output plus its train-mean offset: the fit on the training scale."""
+    return core + tasks.core_offset[0] if tasks.core_offset else core
 
 
 def with_core_statistics(tasks: TaskSpec, y: torch.Tensor) -> TaskSpec:
@@ -70,10 +67,12 @@ def with_core_statistics(tasks: TaskSpec, y: torch.Tensor) -> TaskSpec:
     return replace(tasks, core_moments=moments, core_offset=offset)
 
 
-def ziln_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def ziln_loss(
+    logits: torch.Tensor, y: torch.Tensor, offset: tuple[float, ...] = ()
+) -> torch.Tensor:
     """Zero-inflated lognormal: BCE on y > 0 plus the lognormal NLL of the positive amounts."""
     positive = (y > 0).to(logits.dtype)
-    p_logit, mu, sigma = _ziln_parts(logits)
+    p_logit, mu, sigma = _ziln_parts(logits, offset)
     bce = F.binary_cross_entropy_with_logits(p_logit, positive)
     safe_y = torch.where(y > 0, y, torch.ones_like(y))
     log_y = torch.log(safe_y)
@@ -85,10 +84,14 @@ def ziln_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return bce - (positive * log_prob).mean()
 
 
-def _ziln_parts(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """P(y > 0) logit, μ and σ; σ floored at sqrt(eps) as google/lifetime_value does."""
-    sigma = torch.clamp(F.softplus(logits[:, 2]), min=math.sqrt(ZILN_EPS))
-    return logits[:, 0], logits[:, 1], sigma
+def _ziln_parts(
+    logits: torch.Tensor, offset: tuple[float, ...] = ()
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """P(y > 0) logit, μ and σ, each logit plus its train offset (`TaskSpec.core_offset`);
+    σ floored at sqrt(eps) as google/lifetime_value does."""
+    p, m, s = offset or (0.0, 0.0, 0.0)
+    sigma = torch.clamp(F.softplus(logits[:, 2] + s), min=math.sqrt(ZILN_EPS))
+    return logits[:, 0] + p, logits[:, 1] + m, sigma
 
 
 def predictions(outputs: dict[str, torch.Tensor], tasks: TaskSpec) -> dict[str, torch.Tensor]:
@@ -96,12 +99,14 @@ def predictions(outputs: dict[str, torch.Tensor], tasks: TaskSpec) -> dict[str, 
     ZILN); under `standardize` ŷ·std + mean; under `log1p` the bias-corrected
     expm1(ŷ + σ²/2) (σ² the validation residual variance on the log1p scale), clipped at 0."""
     preds = {name: torch.sigmoid(outputs[name]) for name in tasks.chain}
-    core = _with_offset(outputs[tasks.core], tasks)
+    core = outputs[tasks.core]
     if tasks.core_loss == "ziln":
-        p_logit, mu, sigma = _ziln_parts(core)
+        p_logit, mu, sigma = _ziln_parts(core, tasks.core_offset)
         exponent = torch.clamp(mu + sigma**2 / 2, max=LOG_FLOAT32_MAX)
         preds[tasks.core] = torch.sigmoid(p_logit) * torch.exp(exponent)
-    elif tasks.core_transform == "log1p":
+        return preds
+    core = fitted_core(core, tasks)
+    if tasks.core_transform == "log1p":
         exponent = torch.clamp(core + tasks.core_residual_variance / 2, max=LOG_FLOAT32_MAX)
         preds[tasks.core] = torch.expm1(exponent).clamp_min(0.0)
     elif tasks.core_transform == "standardize":

@@ -26,7 +26,7 @@ from scipy import stats as sps
 from htl.artifacts import BLESSING_JSON, BLESSING_MD, FEATURES_FILE, RAW_TEST_FILE, Record
 from htl.config import ExperimentConfig, PromoteConfig
 from htl.data.features import FeatureEncoder
-from htl.errors import ConfigError
+from htl.errors import ConfigError, DataError
 from htl.metrics import evaluate_predictions, higher_is_better
 from htl.storage import atomic_directory
 from htl.tasks import TaskSpec
@@ -96,7 +96,15 @@ def score(model_uri: str, rows: pd.DataFrame, tasks: TaskSpec) -> Scores:
     """Test metrics of one registered version, through its own pyfunc (its own encoder)."""
     model = mlflow.pyfunc.load_model(model_uri)
     features = rows.drop(columns=list(tasks.names))
-    preds = model.predict(features)
+    try:
+        preds = model.predict(features)
+    except MlflowException as exc:  # its input schema is not this data's
+        raise DataError(
+            f"{model_uri} cannot score this run's test rows ({RAW_TEST_FILE}): "
+            f"{str(exc.message).rsplit('Error: ', 1)[-1].strip()} The data's columns changed "
+            "since it was registered, so the two cannot be compared on it. Move @champion by "
+            "hand (or delete the alias) to promote against another version"
+        ) from exc
     targets = {t: rows[t].to_numpy(dtype=np.float64) for t in tasks.names}
     outputs = {t: preds[t].to_numpy(dtype=np.float64) for t in tasks.names}
     errors = (outputs[tasks.core] - targets[tasks.core]) ** 2

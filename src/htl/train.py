@@ -31,7 +31,7 @@ from htl.config import TrainSpec
 from htl.data.features import FeatureEncoder
 from htl.errors import TrainingDiverged
 from htl.gradients import GradientStrategy
-from htl.losses import predictions, task_losses, with_core_statistics
+from htl.losses import fitted_core, predictions, task_losses, with_core_statistics
 from htl.metrics import evaluate_predictions
 from htl.models.base import MultiTaskModel
 from htl.models.registry import resolve
@@ -100,14 +100,10 @@ def with_residual_variance(model: MultiTaskModel, data: SplitTensors) -> None:
     model's task spec: the back-transform's bias correction (a log-normal's E = e^(μ+σ²/2))."""
     if model.tasks.core_transform != "log1p":
         return
-    model.eval()
-    squared = 0.0
-    for start in range(0, len(data), EVAL_BATCH):
-        scale = None if data.scale is None else data.scale[start : start + EVAL_BATCH]
-        out = model(data.x[start : start + EVAL_BATCH], scale)[model.tasks.core]
-        fitted = out + model.tasks.core_offset[0]
-        y = torch.log1p(data.y[model.tasks.core][start : start + EVAL_BATCH])
-        squared += float(((y - fitted).double() ** 2).sum())
+    core, squared = model.tasks.core, 0.0
+    for rows, outputs in raw_outputs(model, data):
+        residual = torch.log1p(data.y[core][rows]) - fitted_core(outputs[core], model.tasks)
+        squared += float((residual.double() ** 2).sum())
     model.tasks = replace(model.tasks, core_residual_variance=squared / max(len(data), 1))
 
 
@@ -126,16 +122,23 @@ def load_split(
 
 
 @torch.no_grad()
+def raw_outputs(model: MultiTaskModel, data: SplitTensors, batch: int = EVAL_BATCH):
+    """(rows, the model's raw outputs) per evaluation batch, in eval mode."""
+    model.eval()
+    for start in range(0, len(data), batch):
+        rows = slice(start, start + batch)
+        scale = None if data.scale is None else data.scale[rows]
+        yield rows, model(data.x[rows], scale)
+
+
+@torch.no_grad()
 def predict(
     model: MultiTaskModel, data: SplitTensors, batch: int = EVAL_BATCH
 ) -> dict[str, torch.Tensor]:
     """Predictions per task on the device (probabilities; core on the raw scale)."""
-    model.eval()
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in model.tasks.names}
-    for start in range(0, len(data), batch):
-        scale = None if data.scale is None else data.scale[start : start + batch]
-        preds = predictions(model(data.x[start : start + batch], scale), model.tasks)
-        for name, value in preds.items():
+    for _, outputs in raw_outputs(model, data, batch):
+        for name, value in predictions(outputs, model.tasks).items():
             parts[name].append(value)
     return {name: torch.cat(values) for name, values in parts.items()}
 

@@ -319,9 +319,10 @@ def kaggle_events(rows: int, seed: int = 0) -> pd.DataFrame:
     power, log_scale = _moment_transform(log_spend, stats.core_mean, stats.core_std)
     moments = _poisson_power_moment(power)
 
+    spend = np.exp(log_scale + power * ticket + (power * TICKET_SIGMA) ** 2 / 2)  # E[c·A^q]
+
     def expected(zs: np.ndarray) -> dict[str, np.ndarray]:
         kept, daily, year_p, month_p = chain(retain0, rate0, zs)
-        spend = np.exp(log_scale + power * ticket + (power * TICKET_SIGMA) ** 2 / 2)
         return {
             "repurchase_1y": year_p,
             "repurchase_1m": month_p,
