@@ -155,18 +155,12 @@ def load_model(model_dir: str | Path, device: Any = "cpu") -> MultiTaskModel:
     encoder is `FeatureEncoder.load(model_dir / FEATURES_FILE)`."""
     import torch
 
-    from htl.models.registry import build_model
+    from htl.models.registry import resolve
 
     model_dir = Path(model_dir)
     spec = ModelSpec.load(model_dir / MODEL_SPEC_FILE)
-    model = build_model(
-        spec.architecture,
-        spec.cardinalities,
-        spec.embed_dim,
-        spec.tasks,
-        spec.options,
-        tuple(spec.tower_dims),
-    )
+    recipe = resolve(spec.architecture, spec.options)
+    model = recipe.build(spec.cardinalities, spec.embed_dim, spec.tasks, tuple(spec.tower_dims))
     state = torch.load(model_dir / MODEL_WEIGHTS_FILE, map_location=device, weights_only=True)
     model.load_state_dict(state)
     model.to(device).eval()

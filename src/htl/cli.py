@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from htl.checks import load_checked
+from htl.config import ExperimentConfig
 from htl.errors import USER_ERRORS, ConfigError
 
 log = logging.getLogger(__name__)
@@ -127,22 +128,24 @@ def _labels_split(a: argparse.Namespace) -> object:
 def _hpo(a: argparse.Namespace) -> object:
     from htl.steps import run_hpo
 
-    config = load_checked(a.config)
-    unknown = [m for m in a.model or [] if m not in config.models]
-    if unknown:
-        raise ConfigError(f"{a.config}: --model {unknown} not in 'models' {list(config.models)}")
+    config = _with_entries(a.config, a.model or [])
     return run_hpo(config, a.splits, a.output, a.parent, a.model, a.worker)
 
 
 def _train(a: argparse.Namespace) -> object:
     from htl.steps import run_train
 
-    config = load_checked(a.config)
-    if a.model not in config.models:
-        raise ConfigError(
-            f"{a.config}: --model {a.model!r} is not in 'models' {list(config.models)}"
-        )
+    config = _with_entries(a.config, [a.model])
     return run_train(config, a.splits, a.params, a.model, a.seed, a.output, a.parent)
+
+
+def _with_entries(path: str, models: list[str]) -> ExperimentConfig:
+    """The checked config, once every `--model` is one of its entries."""
+    config = load_checked(path)
+    for model in models:
+        if model not in config.models:
+            raise ConfigError(f"{path}: --model {model!r} is not in 'models' {list(config.models)}")
+    return config
 
 
 def _evaluate(a: argparse.Namespace) -> object:

@@ -285,14 +285,16 @@ class ExperimentConfig:
     significance: SignificanceConfig = field(default_factory=SignificanceConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
-    # Each store: the config's value, else its STORE_ENV variable, else a file under workdir.
+    def _store(self, key: str, default: str) -> str:
+        """The config's value of a store, else its STORE_ENV variable, else `default` (a file
+        under workdir)."""
+        section, name = key.split(".")
+        value = getattr(getattr(self, section), name) or os.environ.get(STORE_ENV[key])
+        return value or default.format(workdir=Path(self.workdir))
+
     @property
     def tracking_uri(self) -> str:
-        return (
-            self.tracking.uri
-            or os.environ.get(STORE_ENV["tracking.uri"])
-            or f"sqlite:///{Path(self.workdir) / 'mlflow.db'}"
-        )
+        return self._store("tracking.uri", "sqlite:///{workdir}/mlflow.db")
 
     @property
     def artifact_root(self) -> str:
@@ -300,19 +302,11 @@ class ExperimentConfig:
 
     @property
     def optuna_storage(self) -> str:
-        return (
-            self.hpo.storage
-            or os.environ.get(STORE_ENV["hpo.storage"])
-            or f"sqlite:///{Path(self.workdir) / 'optuna.db'}"
-        )
+        return self._store("hpo.storage", "sqlite:///{workdir}/optuna.db")
 
     @property
     def checkpoint_dir(self) -> str:
-        return (
-            self.train.checkpoint_dir
-            or os.environ.get(STORE_ENV["train.checkpoint_dir"])
-            or str(Path(self.workdir) / "checkpoints")
-        )
+        return self._store("train.checkpoint_dir", "{workdir}/checkpoints")
 
     def architecture(self, entry: str) -> str:
         """The registered model an entry of `models` builds: itself, or a variant's `model`."""
@@ -457,17 +451,15 @@ def coerce(hint: Any, value: Any, where: str, source: str = "", finite: bool = T
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             raise ConfigError(_at(source, f"'{where}' must be a list, got {value!r}"))
-        if origin is list or args[-1] is Ellipsis:
-            items = [
-                coerce(args[0], v, f"{where}[{i}]", source, finite) for i, v in enumerate(value)
-            ]
-            return items if origin is list else tuple(items)
-        if len(value) != len(args):
+        variable = origin is list or args[-1] is Ellipsis  # list[X], tuple[X, ...]
+        if not variable and len(value) != len(args):
             raise ConfigError(_at(source, f"'{where}' must have {len(args)} items, got {value!r}"))
-        return tuple(
-            coerce(a, v, f"{where}[{i}]", source, finite)
-            for i, (a, v) in enumerate(zip(args, value, strict=False))
-        )
+        kinds = [args[0]] * len(value) if variable else args
+        items = [
+            coerce(k, v, f"{where}[{i}]", source, finite)
+            for i, (k, v) in enumerate(zip(kinds, value, strict=True))
+        ]
+        return items if origin is list else tuple(items)
     if origin is dict:
         if value is None:  # an empty `section:` in YAML
             return {}
@@ -513,15 +505,11 @@ def _validate(config: ExperimentConfig, source: str) -> None:
                 f"{source}: 'model_options.{entry}' names a model not in 'models' "
                 f"{list(config.models)}"
             )
-    hpo_seeds = config.hpo.seeds
-    if not hpo_seeds or len(set(hpo_seeds)) != len(hpo_seeds):
-        raise ConfigError(
-            f"{source}: 'hpo.seeds' must be non-empty and distinct, got {list(hpo_seeds)}"
-        )
-    if not config.seeds or len(set(config.seeds)) != len(config.seeds):
-        raise ConfigError(
-            f"{source}: 'seeds' must be non-empty and distinct, got {list(config.seeds)}"
-        )
+    for key, seeds in (("hpo.seeds", config.hpo.seeds), ("seeds", config.seeds)):
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ConfigError(
+                f"{source}: '{key}' must be non-empty and distinct, got {list(seeds)}"
+            )
     for name in ("register.model", "significance.reference"):
         section, key = name.split(".")
         value = getattr(getattr(config, section), key)

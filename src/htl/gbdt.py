@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from htl.artifacts import FEATURES_FILE, split_path
 from htl.data.features import VALUE_SUFFIX, FeatureEncoder
-from htl.metrics import evaluate_predictions
+from htl.metrics import evaluate_predictions, logloss
 from htl.tasks import TaskSpec
 
 #: The grid, small on purpose: two learning rates by two tree sizes, up to MAX_ITER rounds
@@ -74,7 +74,11 @@ def gbdt_predictions(
             if loss < best[0]:
                 best = (loss, point, model, iterations)
         _, point, model, iterations = best
-        stages = _staged(model, x["test"], binary)
+        stages = (
+            (p[:, 1] for p in model.staged_predict_proba(x["test"]))
+            if binary
+            else model.staged_predict(x["test"])
+        )
         preds[task] = next(itertools.islice(stages, iterations - 1, None))
         chosen[task] = {**point, "iterations": iterations}
     targets = {t: frames["test"][t].to_numpy(dtype=np.float32) for t in tasks.names}
@@ -109,22 +113,9 @@ def _early_stopped(x: dict, y: dict, binary: bool, point: dict, mask: list[bool]
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(x["train"], target)
         p = model.predict_proba(x["valid"])[:, 1] if binary else model.predict(x["valid"])
-        loss = _loss(y["valid"], p, binary)
+        loss = logloss(y["valid"], p) if binary else float(np.mean((y["valid"] - p) ** 2))
         if loss < best:
             best, best_iter, waited = loss, model.n_iter_, 0
         else:
             waited += 1
     return best, model, best_iter
-
-
-def _staged(model, x: pd.DataFrame, binary: bool):
-    if binary:
-        return (p[:, 1] for p in model.staged_predict_proba(x))
-    return model.staged_predict(x)
-
-
-def _loss(y: np.ndarray, p: np.ndarray, binary: bool) -> float:
-    if binary:
-        p = np.clip(p, 1e-7, 1 - 1e-7)
-        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
-    return float(np.mean((y - p) ** 2))

@@ -125,22 +125,21 @@ class HtlGradient(GradientStrategy):
             )
         per_task = torch.stack(reference_task_grads(losses, shared))
         _total(losses).backward()
-        combined, norms = algorithm1(per_task[:-1], per_task[-1], self.alpha, self.gamma, self.clip)
+        combined, norms = self._combine(per_task)
         _assign(shared, combined)
         return norms
+
+    def _combine(self, per_task: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return algorithm1(per_task[:-1], per_task[-1], self.alpha, self.gamma, self.clip)
 
     def _fast(self, losses: dict[str, torch.Tensor], cut: SharedCut) -> torch.Tensor:
         _total(losses).backward()  # towers, LEU, IFU: their plain gradients; e_t.grad per task
         if self.space == "output":
-            per_task = torch.stack([e.grad.reshape(-1) for e in cut.inputs])
-            combined, norms = algorithm1(
-                per_task[:-1], per_task[-1], self.alpha, self.gamma, self.clip
-            )
+            combined, norms = self._combine(torch.stack([e.grad.reshape(-1) for e in cut.inputs]))
             cut.output.backward(combined.view_as(cut.output))
             return norms
         unique, per_row = rows_grads(cut)
-        per_task = per_row.flatten(1)
-        combined, norms = algorithm1(per_task[:-1], per_task[-1], self.alpha, self.gamma, self.clip)
+        combined, norms = self._combine(per_row.flatten(1))
         grad = torch.zeros_like(cut.weight)
         grad[unique] = combined.view(len(unique), -1)
         cut.weight.grad = grad
@@ -179,8 +178,22 @@ def reference_task_grads(
     losses: dict[str, torch.Tensor], shared: list[nn.Parameter]
 ) -> list[torch.Tensor]:
     """Per-task gradients of θ_s, flattened: T+1 full autograd passes (the test reference)."""
+    return [torch.cat([g.reshape(-1) for g in grads]) for grads in _task_grads(losses, shared)]
+
+
+def _task_grads(
+    losses: dict[str, torch.Tensor], shared: list[nn.Parameter]
+) -> list[list[torch.Tensor]]:
+    """Per task, ∂L_t/∂p for every shared tensor p (zeros where L_t does not reach p)."""
     return [
-        _flat(torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True), shared)
+        [
+            torch.zeros_like(p) if g is None else g
+            for g, p in zip(
+                torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True),
+                shared,
+                strict=True,
+            )
+        ]
         for loss in losses.values()
     ]
 
@@ -218,15 +231,6 @@ def _assign(params: list[nn.Parameter], flat: torch.Tensor) -> None:
         n = p.numel()
         p.grad = flat[offset : offset + n].view_as(p).clone()
         offset += n
-
-
-def _flat(grads: tuple[torch.Tensor | None, ...], params: list[nn.Parameter]) -> torch.Tensor:
-    return torch.cat(
-        [
-            (g if g is not None else torch.zeros_like(p)).reshape(-1)
-            for g, p in zip(grads, params, strict=True)
-        ]
-    )
 
 
 @dataclass(frozen=True)
@@ -287,16 +291,7 @@ class MetaBalance(GradientStrategy):
     def backward(
         self, losses: dict[str, torch.Tensor], shared: list[nn.Parameter], cut: SharedCut | None
     ) -> torch.Tensor:
-        per_task = [
-            [
-                g if g is not None else torch.zeros_like(p)
-                for g, p in zip(grads, shared, strict=True)
-            ]
-            for grads in (
-                torch.autograd.grad(loss, shared, retain_graph=True, allow_unused=True)
-                for loss in losses.values()
-            )
-        ]
+        per_task = _task_grads(losses, shared)
         _total(losses).backward()
         norms = torch.stack([torch.stack([g.norm() for g in grads]) for grads in per_task])
         previous = torch.zeros_like(norms) if self.moving is None else self.moving.to(norms.device)
@@ -326,15 +321,9 @@ SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
 
 def strategy_for(options: GradientOptions) -> GradientStrategy:
     """The strategy the options name, with its settings."""
-    name = options.gradient
+    name, o = options.gradient, options
     if name == "htl":
-        return HtlGradient(
-            options.alpha,
-            options.gamma,
-            options.clip,
-            options.gradient_space,
-            options.gradient_impl,
-        )
+        return HtlGradient(o.alpha, o.gamma, o.clip, o.gradient_space, o.gradient_impl)
     if name == "pcgrad":
         return PCGrad(options.pcgrad_shuffle)
     if name == "metabalance":

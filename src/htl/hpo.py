@@ -1,23 +1,15 @@
-"""Optuna search for one model on RDB storage: a budget that holds, pruning, parallel workers,
-crash-safe resume, the same protocol for every model.
+"""Optuna search for one model on RDB storage, the same protocol for every model
+(docs/pipeline.md): `hpo.trials` finished trials per study however many workers, reruns or
+retries (a trial started beyond the budget by a concurrent worker ends at once, untrained, as
+FAIL marked `htl.over_budget`); a dead worker's trial is failed by heartbeat and re-enqueued
+once; a configuration that cannot train fails with its `htl.fail_reason`, not retried. The
+first trial is the entry's defaults, then seeded TPE after `hpo.startup_trials` random ones,
+the objective reported every epoch to the pruner.
 
-- **Budget**: `hpo.trials` finished trials (complete or pruned) per study, whatever the number
-  of workers, reruns or retries: a worker starts a trial only while fewer are finished or
-  running, and a trial that still finds itself beyond the budget (two workers that started at
-  the same moment) ends at once as FAIL, marked `htl.over_budget`, without training.
-- **Crash safety**: workers beat a heartbeat; a trial whose worker died is failed by the next
-  worker to look and re-enqueued once with its parameters (RetryHeartbeatStaleTrialCallback).
-  A configuration that cannot train (NaN, divergence) fails with its reason as the trial's
-  `htl.fail_reason` and is not retried.
-- **Protocol**: the first trial of every study is the entry's defaults (enqueued); then TPE,
-  seeded, `hpo.startup_trials` random start-up trials; the objective is reported every epoch
-  so the pruner can stop a hopeless trial.
-
-Search spaces are the paper's Table 6 (App. B.1; docs/pipeline.md lists each grid and every
-difference); each lives next to what it tunes: `TRAIN_SEARCH_SPACE` in the config schema,
-`search_space` on each model class, `SEARCH_SPACES` per gradient strategy. The study name
-carries a hash of everything that changes the objective, so re-running the same experiment
-resumes its study and a changed one starts fresh.
+Search spaces (Table 6, App. B.1) live next to what they tune: `TRAIN_SEARCH_SPACE` in the
+config schema, `search_space` on each model class, `SEARCH_SPACES` per gradient strategy. The
+study name carries a hash of everything that changes the objective: the same experiment
+resumes its study, a changed one starts fresh.
 """
 
 from __future__ import annotations
@@ -41,7 +33,7 @@ import torch
 from optuna.trial import TrialState
 
 from htl.artifacts import BestParams
-from htl.config import TRAIN_SEARCH_SPACE, ConfigError, ExperimentConfig, TrainSpec, config_to_dict
+from htl.config import TRAIN_SEARCH_SPACE, ConfigError, ExperimentConfig, config_to_dict
 from htl.metrics import higher_is_better
 from htl.models.registry import resolve
 from htl.train import TrainingData, fit, load_training_data
@@ -68,7 +60,11 @@ def search_space(config: ExperimentConfig, model: str) -> dict[str, list[Any]]:
     recipe = resolve(config.architecture(model), options)
     space = {**TRAIN_SEARCH_SPACE, **recipe.search_space()}
     defaults = default_params(config, model, space)
-    return {k: sorted({*v, defaults[k]}, key=_order) for k, v in space.items() if k not in fixed}
+
+    def order(value: Any) -> tuple[int, Any]:  # numbers by value, anything else by name
+        return (0, value) if isinstance(value, int | float) else (1, str(value))
+
+    return {k: sorted({*v, defaults[k]}, key=order) for k, v in space.items() if k not in fixed}
 
 
 def default_params(
@@ -81,10 +77,6 @@ def default_params(
     values = {**vars(recipe.options), **vars(recipe.gradient)}
     values.update({k: getattr(spec, k) for k in TRAIN_SEARCH_SPACE})
     return {k: values[k] for k in space}
-
-
-def _order(value: Any) -> tuple[int, Any]:
-    return (0, value) if isinstance(value, int | float) else (1, str(value))
 
 
 def study_name(config: ExperimentConfig, model: str) -> str:
@@ -100,12 +92,10 @@ def study_name(config: ExperimentConfig, model: str) -> str:
 
 def storage(config: ExperimentConfig) -> optuna.storages.RDBStorage:
     """The study storage with a heartbeat: a dead worker's trial is failed and retried once."""
-    beat = config.hpo.heartbeat_s
+    beat, url = config.hpo.heartbeat_s, config.optuna_storage
     return optuna.storages.RDBStorage(
-        config.optuna_storage,
-        engine_kwargs={"connect_args": {"timeout": 60}}
-        if config.optuna_storage.startswith("sqlite")
-        else {},
+        url,
+        engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {},
         heartbeat_interval=beat,
         grace_period=2 * beat,
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
@@ -187,6 +177,7 @@ def make_objective(
         trial.set_user_attr("htl.worker", f"{socket.gethostname()}:{os.getpid()}")
         tuned = {k: trial.suggest_categorical(k, v) for k, v in space.items()}
         params = replace(base.with_tuned(tuned), epochs=hpo.epochs)
+        recipe, cards = resolve(params.architecture, params.options), data.encoder.cardinalities
         curves: list[list[float]] = []
         started = time.perf_counter()
         try:
@@ -204,7 +195,9 @@ def make_objective(
                             trial.set_user_attr("htl.epochs", epoch)
                             raise optuna.TrialPruned(f"pruned at epoch {epoch}: {mean:.5f}")
 
-                _fit(params, data, seed, on_epoch)
+                torch.manual_seed(seed)  # the initial weights too: repeatable in any process
+                net = recipe.build(cards, params.embed_dim, data.tasks).to(data.device)
+                fit(net, data.train, data.valid, params, seed, on_epoch, progress=False)
         except FloatingPointError as exc:
             trial.set_user_attr("htl.fail_reason", str(exc))
             raise
@@ -215,13 +208,6 @@ def make_objective(
         return value
 
     return objective
-
-
-def _fit(params: TrainSpec, data: TrainingData, seed: int, on_epoch: Callable) -> None:
-    recipe = resolve(params.architecture, params.options)
-    torch.manual_seed(seed)  # the initial weights too: a trial is repeatable in any process
-    net = recipe.build(data.encoder.cardinalities, params.embed_dim, data.tasks).to(data.device)
-    fit(net, data.train, data.valid, params, seed=seed, on_epoch=on_epoch, progress=False)
 
 
 def _mean_at(curves: list[list[float]], i: int) -> float:
@@ -280,13 +266,10 @@ def summarize(study: optuna.Study) -> dict[str, Any]:
         "pruned": counts["pruned"],
         "failed": counts["fail"] - over,
         "over_budget": over,
-        "best_value": None,
+        "best_value": study.best_value if counts["complete"] else None,
         "importances": {},
     }
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    if complete:
-        summary["best_value"] = study.best_value
-    if len(complete) >= 10 and len(study.best_params) > 1:  # fewer: noise
+    if counts["complete"] >= 10 and len(study.best_params) > 1:  # fewer: noise
         with contextlib.suppress(RuntimeError, ValueError):  # e.g. a constant objective
             summary["importances"] = dict(optuna.importance.get_param_importances(study))
     return summary

@@ -120,15 +120,10 @@ def evaluate_predictions(
     targets: dict[str, np.ndarray], preds: dict[str, np.ndarray], tasks: TaskSpec
 ) -> dict[str, float]:
     """`<task>/<metric>` for every task and every metric of its kind; the core in float64."""
-    out: dict[str, float] = {}
-    for name in tasks.chain:
-        for m in METRICS:
-            if m.task == "binary":
-                out[f"{name}/{m.name}"] = m.compute(targets[name], preds[name])
+    binary = [m for m in METRICS if m.task == "binary"]
+    out = {f"{t}/{m.name}": m.compute(targets[t], preds[t]) for t in tasks.chain for m in binary}
     y, p = targets[tasks.core].astype(np.float64), preds[tasks.core].astype(np.float64)
-    for m in METRICS:
-        if m.task == "core":
-            out[f"{tasks.core}/{m.name}"] = m.compute(y, p)
+    out |= {f"{tasks.core}/{m.name}": m.compute(y, p) for m in METRICS if m.task == "core"}
     return out
 
 

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import subprocess
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,9 @@ def register_model(
         code_paths=[str(Path(htl.__file__).parent)],
         signature=signature,
         input_example=example,
-        pip_requirements=_requirements(),
+        pip_requirements=[
+            f"{n}=={metadata.version(n).split('+')[0]}" for n in SERVING_REQUIREMENTS
+        ],
         registered_model_name=config.register.name,
     )
     version = int(info.registered_model_version)
@@ -171,9 +174,3 @@ def _git_revision() -> str:
 #: Every distribution the pyfunc's code path imports (htl.artifacts, htl.config, htl.train,
 #: htl.data.features, htl.models): what `mlflow models serve` installs without this venv.
 SERVING_REQUIREMENTS = ("torch", "numpy", "pandas", "pyarrow", "mlflow", "tqdm", "pyyaml")
-
-
-def _requirements() -> list[str]:
-    from importlib.metadata import version
-
-    return [f"{name}=={version(name).split('+')[0]}" for name in SERVING_REQUIREMENTS]

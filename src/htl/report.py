@@ -117,22 +117,15 @@ def build_report(
             {"model": r["model"], "seed": r["seed"], "reason": r["diverged"]} for r in diverged
         ]
     with atomic_directory(out_dir) as tmp:
-        figures = [
-            name
-            for name, made in (
-                (METRICS_PNG, plots.plot_metrics(
-                    summary, [r.metric for r in table.rows], models, tmp / METRICS_PNG
-                )),
-                (GRAD_NORMS_PNG, plots.plot_grad_norms(
-                    records, list(dict.fromkeys(r.task for r in table.rows)),
-                    tmp / GRAD_NORMS_PNG,
-                )),
-                (EPOCH_TIME_PNG, plots.plot_epoch_time(
-                    records, models, tmp / EPOCH_TIME_PNG
-                )),
-            )
-            if made
-        ]  # fmt: skip
+        tasks_shown = list(dict.fromkeys(r.task for r in table.rows))
+        made = {
+            METRICS_PNG: plots.plot_metrics(
+                summary, [r.metric for r in table.rows], models, tmp / METRICS_PNG
+            ),
+            GRAD_NORMS_PNG: plots.plot_grad_norms(records, tasks_shown, tmp / GRAD_NORMS_PNG),
+            EPOCH_TIME_PNG: plots.plot_epoch_time(records, models, tmp / EPOCH_TIME_PNG),
+        }
+        figures = [name for name, drawn in made.items() if drawn]
         markdown = render_markdown(table, comparisons, reference, alpha, title, caption)
         extra = ceiling_markdown(table) + _diverged_markdown(diverged)
         extra += studies_markdown(studies or {})
@@ -201,12 +194,8 @@ def _starred(comparison: Comparison | None, alpha: float) -> str | None:
     """The model whose cell gets `*`: the winner of a significant test, else none."""
     if comparison is None:
         return None
-    verdict = comparison.verdict(alpha)
-    if verdict == "better":
-        return comparison.reference
-    if verdict == "worse":
-        return comparison.baseline
-    return None
+    winners = {"better": comparison.reference, "worse": comparison.baseline}
+    return winners.get(comparison.verdict(alpha))
 
 
 def _caption(
@@ -214,26 +203,24 @@ def _caption(
 ) -> str:
     seeds = sorted({v[2] for s in summary.values() for v in s.values()})
     noun = "seed" if seeds == [1] else "seeds"
+    why = ": the generator knows the Bayes ceiling and the additive-only prediction"
     return (
         f"Test split; mean ± std over {'/'.join(map(str, seeds))} {noun} per model. "
         f"↑ higher is better, ↓ lower is better. Best in **bold**, second underlined. "
         f"`*`: p ≤ {alpha} in a two-sided two-sample {test.capitalize()} t-test over seeds "
         f"between {reference} and the best baseline, on the better of the two. "
         f"The references on the right ({', '.join(REFERENCE_LABELS[r] for r in references)}) "
-        f"are not ranked"
-        + (
-            ": the generator knows the Bayes ceiling and the additive-only prediction."
-            if "bayes" in references
-            else "."
-        )
+        f"are not ranked{why if 'bayes' in references else ''}."
     )
 
 
-def _cell_text(cell: Cell) -> str:
+def _cell_text(cell: Cell, bold: tuple[str, str] = ("**", "**"), escape=str) -> str:
+    """mean ± std (and the star), the best in `bold`, the second underlined."""
     if not math.isfinite(cell.mean):
-        return "—"
+        return escape("—")
     std = f" ± {cell.std:.{DIGITS}f}" if math.isfinite(cell.std) else ""
-    return f"{cell.mean:.{DIGITS}f}{std}{'*' if cell.star else ''}"
+    text = escape(f"{cell.mean:.{DIGITS}f}{std}{'*' if cell.star else ''}")
+    return {1: f"{bold[0]}{text}{bold[1]}", 2: f"<u>{text}</u>"}.get(cell.rank, text)
 
 
 def _plain(value: float) -> str:
@@ -258,15 +245,7 @@ def render_markdown(
         "|---|---|" + "---:|" * (len(table.models) + len(refs)),
     ]
     for row in table.rows:
-        cells = []
-        for m in table.models:
-            cell = row.cells[m]
-            text = _cell_text(cell)
-            if cell.rank == 1:
-                text = f"**{text}**"
-            elif cell.rank == 2:
-                text = f"<u>{text}</u>"
-            cells.append(text)
+        cells = [_cell_text(row.cells[m]) for m in table.models]
         cells += [_plain(row.references.get(r, math.nan)) for r in table.references]
         lines.append(f"| {row.task} | {row.label} | " + " | ".join(cells) + " |")
     if comparisons:
@@ -363,15 +342,7 @@ def render_html(table: Table, title: str, caption: str, figures: Sequence[Path])
     head = "".join(f"<th>{esc(h)}</th>" for h in ["task", "metric", *table.models, *refs])
     body = []
     for row in table.rows:
-        cells = []
-        for m in table.models:
-            cell = row.cells[m]
-            text = esc(_cell_text(cell))
-            if cell.rank == 1:
-                text = f"<b>{text}</b>"
-            elif cell.rank == 2:
-                text = f"<u>{text}</u>"
-            cells.append(f"<td>{text}</td>")
+        cells = [f"<td>{_cell_text(row.cells[m], ('<b>', '</b>'), esc)}</td>" for m in table.models]
         cells += [
             f'<td class="ref">{_plain(row.references.get(r, math.nan))}</td>'
             for r in table.references

@@ -19,11 +19,6 @@ from htl.config import ExperimentConfig
 # is most of a small task's cost.
 
 
-def train_jobs(config: ExperimentConfig) -> list[dict[str, Any]]:
-    """The train/evaluate fan-out: one job per (model, seed), models in config order."""
-    return [{"model": m, "seed": s} for m in config.models for s in config.seeds]
-
-
 def run_configure(
     defaults: dict[str, Any], config: dict[str, Any], overrides: dict[str, Any]
 ) -> dict[str, Any]:
@@ -135,12 +130,8 @@ def run_hpo(
 
             best, summary = search_model(config, splits_dir, model, on_trial, worker)
             tracking.log_params(best.tuned or {"tuned": "none"})
-            tracking.log_metrics(
-                {k: float(v) for k, v in summary.items() if isinstance(v, int | float)}
-            )
-            tracking.log_metrics(
-                {f"importance/{k}": v for k, v in summary.get("importances", {}).items()}
-            )
+            importances = summary.get("importances", {})
+            tracking.log_metrics(summary | {f"importance/{k}": v for k, v in importances.items()})
         results.append(best)
         summaries[model] = summary
     with atomic_directory(out_dir) as tmp:
@@ -166,7 +157,7 @@ def run_plan_training(
     missing = [m for m in config.models if not artifacts.best_params_path(out_dir, m).is_file()]
     if missing:
         raise FileNotFoundError(f"no HPO result for {missing} in {list(params_dirs)}")
-    return train_jobs(config)
+    return [{"model": m, "seed": s} for m in config.models for s in config.seeds]
 
 
 def run_train(
@@ -202,15 +193,10 @@ def run_train(
 
         try:
             result = train_model(
-                splits_dir,
-                model,
-                seed,
-                params,
-                out_dir,
-                on_epoch=log_epoch,
+                splits_dir, model, seed, params, out_dir, on_epoch=log_epoch,
                 checkpoint_dir=config.checkpoint_dir,
                 checkpoint_meta={"mlflow_run_id": run.info.run_id},
-            )
+            )  # fmt: skip
         except TrainingDiverged as exc:
             if config.train.on_divergence == "fail":
                 raise
@@ -272,16 +258,9 @@ def run_significance(
         for d in metrics_dirs
     ]
     with tracking.step_run(config, parent, "significance"):
-        s = config.significance
+        s, title = config.significance, f"{config.name}: test results"
         result = build_report(
-            records,
-            s.reference,
-            s.test,
-            s.alpha,
-            f"{config.name}: test results",
-            out_dir,
-            order=config.models,
-            studies=studies,
+            records, s.reference, s.test, s.alpha, title, out_dir, config.models, studies
         )
         for c in result["comparisons"]:
             tracking.log_metrics({f"p/{c['metric']}": c["p"]})

@@ -118,16 +118,24 @@ def close_pipeline_run(
         ]
     )
     reason = f"the KFP run {kfp_run_id} ended {state}: {error}".strip().rstrip(":")
+    return [
+        r for p in parents for r in _close_with_steps(config, experiment_id, p, "FAILED", reason)
+    ]
+
+
+def _close_with_steps(
+    config: ExperimentConfig, experiment_id: str, parent: str, status: str, reason: str
+) -> list[str]:
+    """End a pipeline run and its step runs that are still RUNNING; their ids."""
+    steps = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.mlflow.parentRunId = '{parent}'",
+    )
     closed = []
-    for parent in parents:
-        children = client.search_runs(
-            [experiment_id],
-            filter_string=f"attributes.status = 'RUNNING' and tags.mlflow.parentRunId = '{parent}'",
-        )
-        for run_id in [*(c.info.run_id for c in children), parent]:
-            if client.get_run(run_id).info.status == "RUNNING":
-                end_run(config, run_id, "FAILED", reason)
-                closed.append(run_id)
+    for run_id in [*(s.info.run_id for s in steps), parent]:
+        if MlflowClient().get_run(run_id).info.status == "RUNNING":
+            end_run(config, run_id, status, reason)
+            closed.append(run_id)
     return closed
 
 
@@ -151,16 +159,7 @@ def reconcile_stale_runs(config: ExperimentConfig) -> list[str]:
             f"process {parent.data.tags.get('htl.pid')} on {host} ended without closing this run "
             "(killed); closed by the next run on this workdir"
         )
-        children = client.search_runs(
-            [experiment_id],
-            filter_string=(
-                f"attributes.status = 'RUNNING' and tags.mlflow.parentRunId = "
-                f"'{parent.info.run_id}'"
-            ),
-        )
-        for run in [*children, parent]:
-            end_run(config, run.info.run_id, "KILLED", reason)
-            closed.append(run.info.run_id)
+        closed += _close_with_steps(config, experiment_id, parent.info.run_id, "KILLED", reason)
     return closed
 
 

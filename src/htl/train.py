@@ -265,9 +265,9 @@ def fit(
             "time/epoch_seconds": seconds,
             "time/samples_per_second": len(train) / seconds,
             **{f"train_loss/{k}": v for k, v in zip(model.tasks.names, train_losses, strict=False)},
+            **{f"valid/{k}": v for k, v in valid_metrics.items()},
+            **diagnostics,
         }
-        record.update({f"valid/{k}": v for k, v in valid_metrics.items()})
-        record.update(diagnostics)
         if norms is not None:  # Fig. 5: mean per-step magnitude of each task's shared gradient
             for name, (before, after) in zip(model.tasks.names, norms.tolist(), strict=True):
                 record[f"grad_norm/{name}/before"] = before

@@ -16,21 +16,10 @@ from htl.data.schema import EventSchema
 from htl.errors import DataError
 
 
-def events_schema(data: DataConfig) -> EventSchema:
-    e = data.events
-    return EventSchema(
-        categorical=e.categorical,
-        chain=e.chain,
-        core=e.core,
-        time=e.time,
-        numeric=e.numeric,
-        origin=str(data.path),
-    )
-
-
 def read_events(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
     """Every file under `data.path`, only the declared columns, checked and concatenated."""
-    schema = events_schema(data)
+    roles = {k: v for k, v in vars(data.events).items() if k != "format"}
+    schema = EventSchema(**roles, origin=str(data.path))
     columns = [*schema.features, *schema.targets, *([schema.time] if schema.time else [])]
     parts = []
     for uri in expand(str(data.path)):

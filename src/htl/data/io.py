@@ -54,13 +54,7 @@ def _expand_local(uri: str) -> list[str]:
         return sorted(p for p in glob.glob(uri) if Path(p).is_file())
     path = Path(uri)
     if path.is_dir():
-        return sorted(
-            str(p)
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.name.lower().endswith(TABLE_SUFFIXES)
-            and not p.name.startswith(".")
-        )
+        return sorted(str(p) for p in path.rglob("*") if p.is_file() and _is_table(p.name))
     return [str(path)] if path.is_file() else []
 
 
@@ -91,7 +85,7 @@ def read_table(
     if table_format(uri, fmt) == "parquet":
         frame = _read_parquet(uri, columns)
     else:
-        _require(uri, columns, csv_header(uri))
+        require_columns(uri, columns, csv_header(uri))
         frame = next(read_csv_chunks(uri, columns, None, dtype))
     if frame.empty:
         raise DataError(f"{uri}: no rows (a header alone); expected data rows")
@@ -106,7 +100,7 @@ def _read_parquet(uri: str, columns: Sequence[str] | None) -> pd.DataFrame:
         else:
             source = uri
         names = pq.read_schema(source).names
-        _require(uri, columns, names)
+        require_columns(uri, columns, names)
         if isinstance(source, io.BytesIO):
             source.seek(0)
         return pd.read_parquet(source, columns=list(columns) if columns else None)
@@ -164,13 +158,9 @@ def count_rows(uri: str) -> int | None:
 
 
 def csv_header(uri: str) -> list[str]:
-    with open_binary(uri) as raw:
-        return _csv_header(uri, raw)
-
-
-def _csv_header(uri: str, raw: IO[bytes]) -> list[str]:
     try:
-        line = _decompressed(raw).readline().decode("utf-8-sig")  # an Excel export's BOM
+        with open_binary(uri) as raw:
+            line = _decompressed(raw).readline().decode("utf-8-sig")  # an Excel export's BOM
         return [c.strip() for c in next(csv.reader([line]), [])]  # quotes, commas in names
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataError(f"{uri}: cannot be read as CSV: {exc}") from exc
@@ -184,7 +174,7 @@ def _decompressed(raw: IO[bytes]) -> IO[bytes]:
     return buffered
 
 
-def _require(uri: str, columns: Sequence[str] | None, present: Sequence[str]) -> None:
+def require_columns(uri: str, columns: Sequence[str] | None, present: Sequence[str]) -> None:
     """Every wanted column is there, once; a missing one is named with its likely misspelling."""
     twice = sorted({c for c in present if list(present).count(c) > 1} & set(columns or present))
     if twice:

@@ -51,15 +51,10 @@ KUAIRAND_SCHEMA = EventSchema(
 )
 
 
-def data_dir(path: str, log_file: str) -> str:
-    """The folder holding the CSVs: `path` itself or its `data/` (the archive's layout)."""
-    nested = join(path, "data")
-    return nested if exists(join(nested, log_file)) else path
-
-
 def read_kuairand(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
     log_file = LOGS[data.kuairand.log]
-    folder = data_dir(str(data.path), log_file)
+    nested = join(str(data.path), "data")  # the archive's layout: the CSVs under data/
+    folder = nested if exists(join(nested, log_file)) else str(data.path)
     log_uri = join(folder, log_file)
     log = read_table(log_uri, LOG_COLUMNS)
     users = read_table(join(folder, USERS_FILE), ["user_id", *USER_FEATURES])

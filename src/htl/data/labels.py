@@ -39,88 +39,63 @@ def check_columns(frame: pd.DataFrame, schema: EventSchema, where: str) -> None:
                 f"{where}: missing column '{column}'{hint}; columns: {list(frame.columns)}"
             )
     for column in schema.targets:
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            value, row = _first_non_number(frame[column])
-            raise DataError(
-                f"{where}: column '{column}' has dtype {frame[column].dtype}; expected numbers "
-                f"(first bad value {value!r} at row {row})"
-            )
-        values = frame[column].to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{where}: column '{column}' has {int(bad.sum())} non-finite values "
-                f"(first at row {row}: {values[row]}); expected finite numbers"
-            )
-        _within_float32(values, f"{where}: column '{column}'")
+        what = f"{where}: column '{column}'"
+        values = _numbers(frame[column], what, booleans=True)
+        _refuse(what, values, ~np.isfinite(values), "has {count} non-finite values (first at "
+                "row {row}: {value}); expected finite numbers")  # fmt: skip
+        _within_float32(values, what)
     for column in schema.chain:
         values = frame[column].to_numpy(dtype=np.float64)
-        bad = (values != 0) & (values != 1)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{where}: column '{column}' has value {values[row]} at row {row}; expected 0 or 1"
-            )
+        _refuse(f"{where}: column '{column}'", values, (values != 0) & (values != 1),
+                "has value {value} at row {row}; expected 0 or 1")  # fmt: skip
     for column in schema.numeric:  # missing values are allowed: they encode as OOV
-        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(
-            frame[column]
-        ):
-            value, row = _first_non_number(frame[column])
-            raise DataError(
-                f"{where}: numeric feature '{column}' has dtype {frame[column].dtype}; expected "
-                f"numbers (first bad value {value!r} at row {row})"
-            )
-        values = frame[column].to_numpy(dtype=np.float64)
-        infinite = np.isinf(values)
-        if infinite.any():
-            row = int(np.flatnonzero(infinite)[0])
-            raise DataError(
-                f"{where}: numeric feature '{column}' has value {values[row]} at row {row}; "
-                "expected finite numbers (a missing value is fine: it encodes as OOV)"
-            )
-        _within_float32(values, f"{where}: numeric feature '{column}'")
-    if schema.time and frame[schema.time].isna().any():
-        row = int(np.flatnonzero(frame[schema.time].isna().to_numpy())[0])
-        raise DataError(
-            f"{where}: time column '{schema.time}' is missing at row {row}; expected a time on "
-            "every row"
-        )
-    if schema.time and pd.api.types.is_float_dtype(frame[schema.time]):
-        times = frame[schema.time].to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(times)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{where}: time column '{schema.time}' has value {times[row]} at row {row}; "
-                "expected a finite time"
-            )
+        what = f"{where}: numeric feature '{column}'"
+        values = _numbers(frame[column], what, booleans=False)
+        _refuse(what, values, np.isinf(values), "has value {value} at row {row}; expected "
+                "finite numbers (a missing value is fine: it encodes as OOV)")  # fmt: skip
+        _within_float32(values, what)
+    if schema.time:
+        what = f"{where}: time column '{schema.time}'"
+        missing = frame[schema.time].isna().to_numpy()
+        _refuse(what, missing, missing, "is missing at row {row}; expected a time on every row")
+        if pd.api.types.is_float_dtype(frame[schema.time]):
+            times = frame[schema.time].to_numpy(dtype=np.float64)
+            _refuse(what, times, ~np.isfinite(times),
+                    "has value {value} at row {row}; expected a finite time")  # fmt: skip
     core = frame[schema.core].to_numpy(dtype=np.float64)
-    if (core < 0).any():
-        row = int(np.flatnonzero(core < 0)[0])
+    _refuse(f"{where}: column '{schema.core}'", core, core < 0,
+            "has negative value {value} at row {row}; expected amounts >= 0")  # fmt: skip
+
+
+def _refuse(what: str, values: np.ndarray, bad: np.ndarray, problem: str) -> None:
+    """A DataError `<what> <problem>` at the first row where `bad` holds; `problem` may name
+    `{row}`, `{value}` (the value there) and `{count}` (how many rows are bad)."""
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        detail = problem.format(row=row, value=values[row], count=int(bad.sum()))
+        raise DataError(f"{what} {detail}")
+
+
+def _numbers(column: pd.Series, what: str, booleans: bool) -> np.ndarray:
+    """The column as float64, or a DataError naming its first value that is not a number."""
+    if not pd.api.types.is_numeric_dtype(column) or (
+        not booleans and pd.api.types.is_bool_dtype(column)
+    ):
+        bad = pd.to_numeric(column, errors="coerce").isna() & column.notna()
+        rows = np.flatnonzero(bad.to_numpy())
+        row = int(rows[0]) if len(rows) else 0
         raise DataError(
-            f"{where}: column '{schema.core}' has negative value {core[row]} at row {row}; "
-            "expected amounts >= 0"
+            f"{what} has dtype {column.dtype}; expected numbers (first bad value "
+            f"{column.iloc[row]!r} at row {row})"
         )
-
-
-def _first_non_number(column: pd.Series) -> tuple[object, int]:
-    """The first present value that is not a number, and its row."""
-    bad = pd.to_numeric(column, errors="coerce").isna() & column.notna()
-    rows = np.flatnonzero(bad.to_numpy())
-    row = int(rows[0]) if len(rows) else 0
-    return column.iloc[row], row
+    return column.to_numpy(dtype=np.float64)
 
 
 def _within_float32(values: np.ndarray, what: str) -> None:
     """Finite values that would overflow the float32 they are stored in (1e300 -> inf)."""
-    beyond = np.abs(np.nan_to_num(values)) > FLOAT32_MAX
-    if beyond.any():
-        row = int(np.flatnonzero(beyond)[0])
-        raise DataError(
-            f"{what} has value {values[row]} at row {row}, beyond float32 (|x| <= "
-            f"{FLOAT32_MAX:.3g}), the type it is trained in; expected smaller numbers"
-        )
+    _refuse(what, values, np.abs(np.nan_to_num(values)) > FLOAT32_MAX, "has value {value} at "
+            f"row {{row}}, beyond float32 (|x| <= {FLOAT32_MAX:.3g}), the type it is trained "
+            "in; expected smaller numbers")  # fmt: skip
 
 
 def apply_chain(

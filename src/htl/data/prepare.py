@@ -46,7 +46,7 @@ def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig
         raise DataError(f"{events_path}: cannot be read as Parquet: {exc}") from exc
     where = f"{events_path} (from {schema.origin})" if schema.origin else str(events_path)
     check_columns(events, schema, where)
-    totals = _stats(events, schema)
+    totals = schema.summary(events)
     labelled, report = apply_chain(events, schema, data.on_violation, where)
     del events  # splits copy the rows; at 19M rows the original is worth freeing
     splits = chronological_split(labelled, schema.time, data.split, seed=data.seed)
@@ -80,11 +80,8 @@ def prepare_splits(events_dir: str | Path, out_dir: str | Path, data: DataConfig
     card["references"] = references
     with atomic_directory(out_dir) as tmp:
         for name, frame in splits.items():
-            encoded = encoder.encode(frame)
-            for column, values in encoder.value_columns(frame).items():
-                encoded[column] = values
-            for column in schema.targets:
-                encoded[column] = frame[column].to_numpy(dtype=np.float32)
+            targets = {c: frame[c].to_numpy(dtype=np.float32) for c in schema.targets}
+            encoded = encoder.encode(frame).assign(**encoder.value_columns(frame), **targets)
             encoded.to_parquet(split_path(tmp, name), index=False)
         raw_columns = [*schema.features, *schema.targets]
         splits["test"][raw_columns].to_parquet(tmp / RAW_TEST_FILE, index=False)
@@ -117,16 +114,6 @@ def _reference_metrics(
     return {**out, **trivial}
 
 
-def _stats(frame: pd.DataFrame, schema: EventSchema) -> dict[str, Any]:
-    """Rows, each chain step's positive rate, the core's mean and population std."""
-    stats: dict[str, Any] = {"rows": len(frame)}
-    for column in schema.chain:
-        stats[f"rate_{column}"] = float(frame[column].mean())
-    stats[f"mean_{schema.core}"] = float(frame[schema.core].mean())
-    stats[f"std_{schema.core}"] = float(frame[schema.core].std(ddof=0))
-    return stats
-
-
 def _card(schema, report, splits, encoder, totals) -> dict[str, Any]:
     card: dict[str, Any] = {
         "origin": schema.origin,
@@ -147,7 +134,7 @@ def _card(schema, report, splits, encoder, totals) -> dict[str, Any]:
     if schema.dataset in TABLE1:
         card["table1"] = _table1(schema, totals)
     for name, frame in splits.items():
-        stats = _stats(frame, schema)
+        stats = schema.summary(frame)
         if schema.time:
             stats["time_min"] = int(frame[schema.time].min())
             stats["time_max"] = int(frame[schema.time].max())

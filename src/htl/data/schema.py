@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from htl.artifacts import Record
 
@@ -33,6 +34,14 @@ class EventSchema(Record):
     @property
     def features(self) -> tuple[str, ...]:
         return (*self.categorical, *self.numeric)
+
+    def summary(self, frame: Any) -> dict[str, Any]:
+        """Rows, each chain step's positive rate, the core's mean and population std."""
+        stats: dict[str, Any] = {"rows": len(frame)}
+        stats.update({f"rate_{c}": float(frame[c].mean()) for c in self.chain})
+        stats[f"mean_{self.core}"] = float(frame[self.core].mean())
+        stats[f"std_{self.core}"] = float(frame[self.core].std(ddof=0))
+        return stats
 
 
 def reference_column(predictor: str, task: str) -> str:

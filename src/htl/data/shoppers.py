@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from htl.config import DataConfig
-from htl.data.io import csv_header, expand, read_csv_chunks
+from htl.data.io import csv_header, expand, read_csv_chunks, require_columns
 from htl.data.schema import EventSchema
 from htl.errors import DataError
 
@@ -49,11 +49,13 @@ SHOPPERS_SCHEMA = EventSchema(
 
 
 def read_shoppers(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
-    (uri,) = _one_file(str(data.path))
-    header = csv_header(uri)
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise DataError(f"{uri}: missing column '{missing[0]}'; columns: {header}")
+    files = expand(str(data.path))
+    if len(files) != 1:
+        raise DataError(
+            f"{data.path}: expected one transactions.csv(.gz), found {len(files)} files"
+        )
+    (uri,) = files
+    require_columns(uri, COLUMNS, csv_header(uri))
     s = data.shoppers
     companies = list(s.companies) or top_companies(uri, s.top_companies, s.chunk_rows)
     log.info("acquire_valued_shoppers: companies %s", companies)
@@ -65,13 +67,6 @@ def read_shoppers(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
         raise DataError(f"{uri}: no customer of companies {companies} in the cohort {s.cohort}")
     frame = aggregate(uri, starts, s.chunk_rows, s.month_window)
     return frame, replace(SHOPPERS_SCHEMA, origin=uri)
-
-
-def _one_file(path: str) -> list[str]:
-    files = expand(path)
-    if len(files) != 1:
-        raise DataError(f"{path}: expected one transactions.csv(.gz), found {len(files)} files")
-    return files
 
 
 def _chunks(uri: str, columns: list[str], chunk_rows: int, desc: str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,10 +14,19 @@ from htl.data.labels import check_columns
 from htl.data.schema import EventSchema
 from htl.storage import atomic_directory, write_json
 
-Source = Callable[[DataConfig], tuple[pd.DataFrame, EventSchema]]
+#: `data.source` -> the reader of that source, `(module, function)`, imported when used.
+SOURCES = {
+    "kuairand": ("htl.data.kuairand", "read_kuairand"),
+    "acquire_valued_shoppers": ("htl.data.shoppers", "read_shoppers"),
+    "events": ("htl.data.events", "read_events"),
+}
 
 
-def _synthetic(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
+def read_source(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
+    """The configured source's events, checked against its schema."""
+    if data.source != "synthetic":
+        module, function = SOURCES[data.source]
+        return getattr(importlib.import_module(module), function)(data)
     from htl.data.synthetic import PROFILES
 
     generate, schema = PROFILES[data.profile]
@@ -27,41 +36,11 @@ def _synthetic(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
     return events, schema
 
 
-def _kuairand(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
-    from htl.data.kuairand import read_kuairand
-
-    return read_kuairand(data)
-
-
-def _shoppers(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
-    from htl.data.shoppers import read_shoppers
-
-    return read_shoppers(data)
-
-
-def _events(data: DataConfig) -> tuple[pd.DataFrame, EventSchema]:
-    from htl.data.events import read_events
-
-    return read_events(data)
-
-
-SOURCES: dict[str, Source] = {
-    "synthetic": _synthetic,
-    "kuairand": _kuairand,
-    "acquire_valued_shoppers": _shoppers,
-    "events": _events,
-}
-
-
 def ingest(data: DataConfig, out_dir: str | Path) -> dict[str, float]:
     """Read the configured source and write events + schema; returns the summary (rows, each
     chain step's rate, the core's mean and std) as flat metrics for tracking."""
-    events, schema = SOURCES[data.source](data)
-    summary = {"rows": float(len(events))}
-    for name in schema.chain:
-        summary[f"rate_{name}"] = float(events[name].mean())
-    summary[f"mean_{schema.core}"] = float(events[schema.core].mean())
-    summary[f"std_{schema.core}"] = float(events[schema.core].std(ddof=0))
+    events, schema = read_source(data)
+    summary = {k: float(v) for k, v in schema.summary(events).items()}
     with atomic_directory(out_dir) as tmp:
         events.to_parquet(tmp / EVENTS_FILE, index=False)
         schema.save(tmp / SCHEMA_FILE)

@@ -161,7 +161,7 @@ def kuairand_events(rows: int, seed: int = 0) -> pd.DataFrame:
         KUAIRAND_START_MS + rng.integers(0, KUAIRAND_DAYS * 86_400_000, size=rows, dtype=np.int64)
     )
     hour = (time_ms // 3_600_000) % 24
-    tab = rng.choice(15, size=rows, p=_tab_weights())
+    tab = rng.choice(15, size=rows, p=_normalised(np.array([0.4, 0.2, 0.1] + [0.3 / 12] * 12)))
     additive = (
         user_bias[user]
         + video_bias[video]
@@ -240,10 +240,6 @@ def kuairand_events(rows: int, seed: int = 0) -> pd.DataFrame:
             **references,
         }
     )
-
-
-def _tab_weights() -> np.ndarray:
-    return _normalised(np.array([0.4, 0.2, 0.1] + [0.3 / 12] * 12))
 
 
 # --- Kaggle-Revenue: retention and a Poisson purchase stream per (customer, company) ----------

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from htl.config import AT_LEAST_1
-from htl.models.base import ModelOptions, MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel, Outputs
 from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
@@ -89,16 +89,9 @@ class AdaTT(MultiTaskModel):
         general = o.variant == "general"
         n = len(self.tasks.names)
         widths = [self.embedding.output_dim, *self.tower_dims[: o.levels]]
+        last = o.levels - 1
         self.levels = nn.ModuleList(
-            FusionLevel(
-                n,
-                o.task_experts,
-                o.shared_experts,
-                widths[i],
-                widths[i + 1],
-                general,
-                i == o.levels - 1,
-            )
+            FusionLevel(n, o.task_experts, o.shared_experts, *widths[i : i + 2], general, i == last)
             for i in range(o.levels)
         )
         self.modules_in = n + (1 if general else 0)
@@ -107,9 +100,7 @@ class AdaTT(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight, *self.levels.parameters()]
 
-    def forward(
-        self, x: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> Outputs:
         e = self.embedding(x, scale)
         h = e.unsqueeze(1).expand(-1, self.modules_in, -1)  # [B, modules, m*D]
         for level in self.levels:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from htl.config import NON_NEGATIVE
-from htl.models.base import ModelOptions, MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel, Outputs
 from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
 
 
@@ -68,9 +68,7 @@ class AITM(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight]
 
-    def forward(
-        self, x: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> Outputs:
         e = self.embedding(x, scale)
         out: dict[str, torch.Tensor] = {}
         ait = None
@@ -86,12 +84,9 @@ class AITM(MultiTaskModel):
 
     def auxiliary_losses(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """λ·mean(max(ŷ_t − ŷ_{t−1}, 0)) for each consecutive pair of binary tasks, on task t."""
-        chain = self.tasks.chain
-        weight = self.options.constraint_weight
+        chain, weight = self.tasks.chain, self.options.constraint_weight
+        probs = [torch.sigmoid(outputs[name]) for name in chain]
         return {
-            chain[t]: weight
-            * torch.relu(
-                torch.sigmoid(outputs[chain[t]]) - torch.sigmoid(outputs[chain[t - 1]])
-            ).mean()
+            chain[t]: weight * torch.relu(probs[t] - probs[t - 1]).mean()
             for t in range(1, len(chain))
         }

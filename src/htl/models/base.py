@@ -14,6 +14,7 @@ from htl.gradients import SharedCut
 from htl.tasks import TaskSpec
 
 DEFAULT_TOWER = (128, 64, 32)
+Outputs = dict[str, torch.Tensor]  # {task: raw output}, what every model's forward returns
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from htl.models.base import MultiTaskModel
+from htl.models.base import MultiTaskModel, Outputs
 from htl.models.layers import FusedEmbedding, TaskTowers
 
 
@@ -19,7 +19,5 @@ class DNN(MultiTaskModel):
         )
         self.task_towers = TaskTowers(self.tasks, self.embeddings[0].output_dim, self.tower_dims)
 
-    def forward(
-        self, x: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> Outputs:
         return self.task_towers([embedding(x, scale) for embedding in self.embeddings])

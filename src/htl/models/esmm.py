@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from htl.models.base import ModelOptions, MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel, Outputs
 from htl.models.layers import FusedEmbedding, TaskTowers
 
 LOG_P_MAX = -1e-7  # keeps logit(p) finite as p -> 1
@@ -44,16 +44,12 @@ class ESMM(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight]
 
-    def conditional_logits(
-        self, x: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
+    def conditional_logits(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> Outputs:
         """Each tower's own output: z_t (P(step t | step t−1)) and the core's raw output."""
         e = self.embedding(x, scale)
         return self.task_towers([e] * len(self.tasks.names))
 
-    def forward(
-        self, x: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> Outputs:
         z = self.conditional_logits(x, scale)
         out: dict[str, torch.Tensor] = {}
         log_p = torch.zeros_like(z[self.tasks.chain[0]])

@@ -16,7 +16,7 @@ from torch import nn
 
 from htl.config import AT_LEAST_1, POSITIVE
 from htl.gradients import SharedCut
-from htl.models.base import ModelOptions, MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel, Outputs
 from htl.models.layers import FusedEmbedding, head, mlp, squeeze_head
 
 
@@ -170,9 +170,7 @@ class HTLNet(MultiTaskModel):
         outputs = self._towers(inputs)
         return outputs, SharedCut(self.embedding.weight, rows, e, inputs, scale)
 
-    def forward(
-        self, x: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> Outputs:
         e = self.embedding(x, scale)
         return self._towers([e] * len(self.tasks.names))
 

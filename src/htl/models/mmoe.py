@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from htl.config import AT_LEAST_1
-from htl.models.base import ModelOptions, MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel, Outputs
 from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
@@ -49,9 +49,7 @@ class MMoE(MultiTaskModel):
         """[B, T+1, E]: each task's softmax over the experts."""
         return torch.stack([torch.softmax(g(e), dim=-1) for g in self.gates], 1)
 
-    def forward(
-        self, x: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> Outputs:
         e = self.embedding(x, scale)
         experts = torch.stack([expert(e) for expert in self.experts], 1)  # [B, E, d]
         mixed = torch.bmm(self.gate_weights(e), experts)  # [B, T+1, d]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from htl.config import AT_LEAST_1
-from htl.models.base import ModelOptions, MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel, Outputs
 from htl.models.layers import FusedEmbedding, TaskTowers, gate, mlp
 
 
@@ -86,9 +86,7 @@ class PLE(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight, *self.levels.parameters()]
 
-    def forward(
-        self, x: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> Outputs:
         e = self.embedding(x, scale)
         task_inputs, shared = [e] * len(self.tasks.names), e
         for level in self.levels:

@@ -103,11 +103,8 @@ def resolve(name: str, options: dict[str, Any] | None = None) -> Recipe:
             f"model '{name}' shares no parameters, so gradient '{gradient.gradient}' "
             "has nothing to act on; use gradient: none"
         )
-    if (
-        gradient.gradient == "htl"
-        and gradient.gradient_space == "output"
-        and not reg.model.has_single_backward()
-    ):
+    output_space = gradient.gradient == "htl" and gradient.gradient_space == "output"
+    if output_space and not reg.model.has_single_backward():
         raise ValueError(
             f"gradient_space 'output' needs HTLNet's single-backward path, not '{name}'"
         )

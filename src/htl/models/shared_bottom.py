@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from htl.config import AT_LEAST_1
-from htl.models.base import ModelOptions, MultiTaskModel
+from htl.models.base import ModelOptions, MultiTaskModel, Outputs
 from htl.models.layers import FusedEmbedding, TaskTowers, mlp
 
 
@@ -42,8 +42,6 @@ class SharedBottom(MultiTaskModel):
     def shared_parameters(self) -> list[nn.Parameter]:
         return [self.embedding.weight, *self.bottom.parameters()]
 
-    def forward(
-        self, x: torch.Tensor, scale: torch.Tensor | None = None
-    ) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> Outputs:
         shared = self.bottom(self.embedding(x, scale))
         return self.task_towers([shared] * len(self.tasks.names))
