@@ -29,9 +29,7 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--config", required=True, help="experiment YAML")
         p.add_argument("--output", required=True, help="directory to write (replaced atomically)")
-        p.add_argument(
-            "--parent", default=None, help="MLflow run id of the pipeline run to nest under"
-        )
+        p.add_argument("--parent", help="MLflow run id of the pipeline run to nest under")
         p.set_defaults(handler=handler)
         return p
 
@@ -52,12 +50,7 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
         _hpo,
     )
     p.add_argument("--splits", required=True)
-    p.add_argument(
-        "--model",
-        action="append",
-        default=None,
-        help="an entry of models (repeatable; default all)",
-    )
+    p.add_argument("--model", action="append", help="an entry of models (repeatable; default all)")
     p.add_argument(
         "--worker",
         type=int,
@@ -82,7 +75,7 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--events", required=True)
     p.add_argument("--report", required=True, help="significance output directory")
     p.add_argument("--splits", default=None, help="labels-split output: logged as training data")
-    p.add_argument("--parent", default=None)
+    p.add_argument("--parent")
     p.set_defaults(handler=_register)
     p = sub.add_parser(
         "promote",
@@ -92,7 +85,7 @@ def add_step_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--splits", help="labels-split output directory (its test rows are scored)")
     p.add_argument("--output", help="directory for blessing.json + blessing.md")
     p.add_argument("--version", type=int, default=None, help="default: the register alias's")
-    p.add_argument("--parent", default=None)
+    p.add_argument("--parent")
     p.add_argument("--rollback", action="store_true", help="@previous-champion back to @champion")
     p.set_defaults(handler=_promote)
     p = sub.add_parser(

@@ -9,6 +9,7 @@ one (the comparison is deterministic, so both promotions agree on the better mod
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -184,12 +185,10 @@ def promote(
     if challenger is None:
         raise ConfigError(f"registered model '{name}' has no @{config.register.alias} to promote")
     rows, tasks = test_rows(splits_dir)
-    cache: dict[int, Scores] = {}
 
-    def scores(v: int) -> Scores:
-        if v not in cache:
-            cache[v] = score(f"models:/{name}/{v}", rows, tasks)
-        return cache[v]
+    @functools.cache
+    def scores(v: int) -> Scores:  # each version scored once, however many rounds
+        return score(f"models:/{name}/{v}", rows, tasks)
 
     blessing = None
     for _ in range(MAX_ROUNDS):
