@@ -85,13 +85,16 @@ def end_pipeline_run(config: ExperimentConfig, run_id: str, status: str = "FINIS
     MlflowClient().set_terminated(run_id, status)
 
 
-def end_run(config: ExperimentConfig, run_id: str, status: str, reason: str) -> None:
-    """Close a run that is still RUNNING with `status` and say why (tag `htl.end_reason`)."""
+def end_run(config: ExperimentConfig, run_id: str, status: str, reason: str) -> bool:
+    """Close a run that is still RUNNING with `status` and say why (tag `htl.end_reason`);
+    whether it was still RUNNING."""
     use_store(config)
     client = MlflowClient()
-    if client.get_run(run_id).info.status == "RUNNING":
-        client.set_tag(run_id, "htl.end_reason", reason[:5000])
-        client.set_terminated(run_id, status)
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    client.set_tag(run_id, "htl.end_reason", reason[:5000])
+    client.set_terminated(run_id, status)
+    return True
 
 
 KFP_RUN_TAG = "htl.kfp_run_id"
@@ -131,12 +134,8 @@ def _close_with_steps(
         [experiment_id],
         filter_string=f"attributes.status = 'RUNNING' and tags.mlflow.parentRunId = '{parent}'",
     )
-    closed = []
-    for run_id in [*(s.info.run_id for s in steps), parent]:
-        if MlflowClient().get_run(run_id).info.status == "RUNNING":
-            end_run(config, run_id, status, reason)
-            closed.append(run_id)
-    return closed
+    runs = [*(s.info.run_id for s in steps), parent]
+    return [run_id for run_id in runs if end_run(config, run_id, status, reason)]
 
 
 def reconcile_stale_runs(config: ExperimentConfig) -> list[str]:

@@ -276,13 +276,12 @@ def fit(
         state.epoch = epoch
         if on_epoch:
             on_epoch(epoch, record)
-        log.info("epoch %d: valid %s = %.4f", epoch, core_key, valid_metrics[core_key])
-        if not math.isfinite(valid_metrics[core_key]):
-            raise FloatingPointError(
-                f"validation {core_key} is {valid_metrics[core_key]} at epoch {epoch}"
-            )
-        if valid_metrics[core_key] < state.best_value:
-            state.best_value, state.best_epoch = valid_metrics[core_key], epoch
+        value = valid_metrics[core_key]
+        log.info("epoch %d: valid %s = %.4f", epoch, core_key, value)
+        if not math.isfinite(value):
+            raise FloatingPointError(f"validation {core_key} is {value} at epoch {epoch}")
+        if value < state.best_value:
+            state.best_value, state.best_epoch = value, epoch
             state.best_state = copy.deepcopy(model.state_dict())
             state.best_valid = valid_metrics
         elif epoch - state.best_epoch >= params.patience:
