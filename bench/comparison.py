@@ -59,8 +59,7 @@ def measure(
                 record = evaluate_model(model_dir, splits, workdir / name / f"eval-{model}-{seed}")
                 for key, value in record.metrics.items():
                     scores.setdefault(key, []).append(value)
-                spec = json.loads((model_dir / "model.json").read_text())
-                leu = {k: v for k, v in spec["history"][-1].items() if k.startswith("leu/")}
+                leu = {k: v for k, v in record.history[-1].items() if k.startswith("leu/")}
                 for key, value in leu.items():
                     scores.setdefault(key, []).append(value)
             row[model] = {k: statistics.fmean(v) for k, v in scores.items()}

@@ -97,6 +97,7 @@ def build_report(
         summary, comparisons, models, alpha, records[0].get("references", {}), task_order
     )
     caption = _caption(summary, reference, test, alpha, table.references)
+    gaps = ceiling_gaps(table)
     result = {
         "title": title,
         "reference": reference,
@@ -110,7 +111,7 @@ def build_report(
         "values": values,
         "references": records[0].get("references", {}),
         "comparisons": [{**asdict(c), "verdict": c.verdict(alpha)} for c in comparisons],
-        "ceiling_gaps": ceiling_gaps(table),
+        "ceiling_gaps": gaps,
     }
     if diverged:
         result["diverged"] = [
@@ -127,7 +128,7 @@ def build_report(
         }
         figures = [name for name, drawn in made.items() if drawn]
         markdown = render_markdown(table, comparisons, reference, alpha, title, caption)
-        extra = ceiling_markdown(table) + _diverged_markdown(diverged)
+        extra = ceiling_markdown(gaps) + _diverged_markdown(diverged)
         extra += studies_markdown(studies or {})
         atomic_write_text(tmp / REPORT_MD, markdown + extra)
         atomic_write_text(
@@ -285,9 +286,9 @@ def ceiling_gaps(table: Table) -> dict[str, dict[str, float]]:
     return gaps
 
 
-def ceiling_markdown(table: Table) -> str:
-    """The distance-from-the-ceiling table (synthetic data only: real data has no ceiling)."""
-    gaps = ceiling_gaps(table)
+def ceiling_markdown(gaps: dict[str, dict[str, float]]) -> str:
+    """The distance-from-the-ceiling table of `ceiling_gaps` (synthetic data only: real data
+    has no ceiling)."""
     if not gaps:
         return ""
     columns = list(next(iter(gaps.values())))
